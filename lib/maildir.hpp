@@ -1,0 +1,25 @@
+// Maildir delivery (https://cr.yp.to/proto/maildir.html) and unique names.
+#pragma once
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+
+#include "result.hpp"
+
+namespace yubin {
+
+// The host part of a Maildir name: '/' becomes \057 and ':' becomes \072.
+std::string maildir_host(std::string_view hostname);
+// TIME.M<usec>P<pid>Q<counter>.HOST,S=<size>
+std::string maildir_unique_name(long sec, long usec, pid_t pid, unsigned counter,
+                                std::string_view host, size_t size);
+
+// Writes prefix + message into maildir/tmp, fsyncs, renames into maildir/new
+// and fsyncs new/. Success only when all of that succeeded.
+DeliveryResult maildir_deliver(const std::string& maildir, std::string_view prefix,
+                               std::string_view message);
+
+// Creates maildir/{tmp,new,cur} (mode 0700), parents must exist.
+void maildir_create(const std::string& maildir);
+
+}  // namespace yubin

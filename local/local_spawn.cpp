@@ -1,0 +1,215 @@
+// local-spawn: runs local-deliver for each job queue-manager sends on fd 0
+// and reports each result on fd 1. See local-spawn(8).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <map>
+
+#include "event.hpp"
+#include "instance.hpp"
+#include "io.hpp"
+#include "log.hpp"
+#include "packet.hpp"
+#include "queuefile.hpp"
+#include "users.hpp"
+
+using namespace yubin;
+
+namespace {
+
+constexpr size_t max_output = 1000;
+
+struct Child {
+    std::string job;
+    std::string queue_id;
+    std::string recipient;
+    Fd out;               // read end of the child's stdout+stderr
+    EventPtr ev;
+    std::string output;
+};
+
+class Spawner {
+public:
+    Spawner(Instance inst, event_base* base) : inst_(std::move(inst)), base_(base), log_("local-spawn") {
+        defaultdelivery_ = inst_.control_string("defaultdelivery", "./Maildir/");
+        set_nonblock(0);
+        jobs_ev_ = make_event(base_, 0, EV_READ | EV_PERSIST, on_jobs, this);
+        sigchld_ = make_event(base_, SIGCHLD, EV_SIGNAL | EV_PERSIST, on_sigchld, this);
+        event_add(jobs_ev_.get(), nullptr);
+        event_add(sigchld_.get(), nullptr);
+    }
+
+private:
+    static void on_jobs(evutil_socket_t, short, void* arg) { static_cast<Spawner*>(arg)->read_jobs(); }
+    static void on_sigchld(evutil_socket_t, short, void* arg) { static_cast<Spawner*>(arg)->reap(); }
+    static void on_output(evutil_socket_t fd, short, void* arg) { static_cast<Spawner*>(arg)->drain(fd); }
+
+    void read_jobs() {
+        char buf[65536];
+        ssize_t n = ::read(0, buf, sizeof buf);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+        if (n <= 0) {  // queue-manager is gone: finish the running deliveries, then exit
+            event_del(jobs_ev_.get());
+            eof_ = true;
+            maybe_exit();
+            return;
+        }
+        reader_.feed(std::string_view(buf, static_cast<size_t>(n)));
+        try {
+            while (auto p = reader_.next()) start(*p);
+        } catch (const PacketError& e) {
+            log_({{"event", "fatal"}, {"error", e.what()}});
+            std::_Exit(111);
+        }
+    }
+
+    void report(const std::string& job, char code, const std::string& text) {
+        write_all(1, encode_packet({job, std::string(1, code), text}));
+    }
+
+    // job: [job-id, queue-id, message-offset, sender, recipient, local, domain]
+    void start(const Packet& p) {
+        if (p.size() != 7 || !valid_queue_id(p[1])) throw PacketError("bad job record");
+        const std::string& job = p[0];
+        const off_t offset = static_cast<off_t>(packet_number(p[2]));
+        const std::string &sender = p[3], &recipient = p[4], &local = p[5], &domain = p[6];
+
+        auto target = resolve_local(inst_, load_users(inst_), local);
+        if (!target) {
+            report(job, 'D', "5.1.1 no mailbox here by that name: " + recipient);
+            return;
+        }
+        int msg = ::open(inst_.queue_path("cur/" + p[1]).c_str(), O_RDONLY | O_CLOEXEC);
+        if (msg < 0 || ::lseek(msg, offset, SEEK_SET) != offset) {
+            if (msg >= 0) ::close(msg);
+            report(job, 'Z', "4.3.0 cannot open queue file " + p[1]);
+            return;
+        }
+        Fd msgfd(msg);
+        int pipefd[2];
+        if (::pipe2(pipefd, O_CLOEXEC) < 0) {
+            report(job, 'Z', "4.3.0 out of pipes");
+            return;
+        }
+        Fd rd(pipefd[0]), wr(pipefd[1]);
+        std::string deliver = inst_.path("bin/local-deliver");
+        std::string user_local = target->user;
+        std::string dash = target->ext.empty() ? "" : "-";
+        pid_t pid = ::fork();
+        if (pid < 0) {
+            report(job, 'Z', "4.3.0 cannot fork");
+            return;
+        }
+        if (pid == 0) {
+            ::dup2(msgfd.get(), 0);
+            ::dup2(wr.get(), 1);
+            ::dup2(wr.get(), 2);
+            ::chdir(target->home.c_str());
+            ::execl(deliver.c_str(), "local-deliver", target->user.c_str(), target->home.c_str(),
+                    local.c_str(), dash.c_str(), target->ext.c_str(), domain.c_str(), sender.c_str(),
+                    defaultdelivery_.c_str(), static_cast<char*>(nullptr));
+            const char err[] = "4.3.0 cannot run local-deliver\n";
+            ssize_t n = ::write(1, err, sizeof err - 1);
+            (void)n;
+            std::_Exit(111);
+        }
+        wr.reset();
+        set_nonblock(rd.get());
+        Child c{job, p[1], recipient, std::move(rd), nullptr, {}};
+        c.ev = make_event(base_, c.out.get(), EV_READ | EV_PERSIST, on_output, this);
+        event_add(c.ev.get(), nullptr);
+        children_.emplace(pid, std::move(c));
+    }
+
+    void drain(int fd) {
+        for (auto& [pid, c] : children_) {
+            if (c.out.get() != fd) continue;
+            read_output(c);
+            return;
+        }
+    }
+
+    // Read what is there; past max_output the rest is discarded.
+    static bool read_output(Child& c) {
+        char buf[4096];
+        for (;;) {
+            ssize_t n = ::read(c.out.get(), buf, sizeof buf);
+            if (n > 0) {
+                if (c.output.size() < max_output)
+                    c.output.append(buf, std::min(static_cast<size_t>(n), max_output - c.output.size()));
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n == 0) {  // EOF: stop watching; the exit status decides
+                event_del(c.ev.get());
+                return true;
+            }
+            return false;
+        }
+    }
+
+    void reap() {
+        int status;
+        pid_t pid;
+        while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+            auto it = children_.find(pid);
+            if (it == children_.end()) continue;
+            Child& c = it->second;
+            read_output(c);
+            std::string text = first_line(c.output);
+            char code;
+            if (WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 99)) code = 'K';
+            else if (WIFEXITED(status) && WEXITSTATUS(status) == 100) code = 'D';
+            else code = 'Z';
+            if (text.empty())
+                text = WIFSIGNALED(status) ? "4.3.0 local-deliver crashed (signal " +
+                                                 std::to_string(WTERMSIG(status)) + ")"
+                                           : "4.3.0 local-deliver gave no reason";
+            report(c.job, code, text);
+            children_.erase(it);
+        }
+        maybe_exit();
+    }
+
+    static std::string first_line(const std::string& s) {
+        std::string line = s.substr(0, s.find('\n'));
+        for (char& ch : line)
+            if (static_cast<unsigned char>(ch) < ' ') ch = ' ';
+        return trim(line);
+    }
+
+    void maybe_exit() {
+        if (eof_ && children_.empty()) event_base_loopexit(base_, nullptr);
+    }
+
+    Instance inst_;
+    event_base* base_;
+    Log log_;
+    std::string defaultdelivery_;
+    EventPtr jobs_ev_, sigchld_;
+    PacketReader reader_;
+    std::map<pid_t, Child> children_;
+    bool eof_ = false;
+};
+
+}  // namespace
+
+int main() {
+    ::signal(SIGPIPE, SIG_IGN);
+    // SIGTERM: keep going until queue-manager closes our input; yubin-start stops it first.
+    ::signal(SIGTERM, SIG_IGN);
+    ::signal(SIGINT, SIG_IGN);
+    Log log("local-spawn");
+    try {
+        Instance inst = Instance::of_this_program();
+        EventBasePtr base = make_event_base();
+        Spawner spawner(inst, base.get());
+        event_base_dispatch(base.get());
+    } catch (const std::exception& e) {
+        log({{"event", "fatal"}, {"error", e.what()}});
+        return 111;
+    }
+    return 0;
+}

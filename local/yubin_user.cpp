@@ -1,0 +1,84 @@
+// yubin-user: virtual mailbox users of an instance. See yubin-user(8).
+//   yubin-user add NAME      (password on stdin)
+//   yubin-user passwd NAME   (password on stdin)
+//   yubin-user del NAME
+//   yubin-user list
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+
+#include "instance.hpp"
+#include "io.hpp"
+#include "maildir.hpp"
+#include "password.hpp"
+#include "users.hpp"
+
+using namespace yubin;
+
+namespace {
+
+int usage() {
+    std::fputs("usage: yubin-user add NAME | passwd NAME | del NAME | list\n", stderr);
+    return 64;
+}
+
+std::string read_password() {
+    std::string pw;
+    std::getline(std::cin, pw);
+    if (!pw.empty() && pw.back() == '\r') pw.pop_back();
+    return pw;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) return usage();
+    const std::string cmd = argv[1];
+    try {
+        Instance inst = Instance::of_this_program();
+        auto users = load_users(inst);
+        if (cmd == "list" && argc == 2) {
+            for (const auto& u : users) std::printf("%s %s\n", u.name.c_str(), u.home.c_str());
+            return 0;
+        }
+        if (argc != 3) return usage();
+        const std::string name = argv[2];
+        if (!valid_user_name(name)) {
+            std::fprintf(stderr, "yubin-user: bad name %s: use a-z 0-9 . _ (at most 32, no '-')\n", name.c_str());
+            return 64;
+        }
+        auto it = std::find_if(users.begin(), users.end(), [&](const UserEntry& u) { return u.name == name; });
+        if (cmd == "add") {
+            if (it != users.end()) {
+                std::fprintf(stderr, "yubin-user: %s exists\n", name.c_str());
+                return 65;
+            }
+            std::string home = inst.path("home/" + name);
+            if (::mkdir(home.c_str(), 0700) < 0 && errno != EEXIST) throw SysError("mkdir " + home, errno);
+            maildir_create(home + "/Maildir");
+            users.push_back({name, hash_password(read_password()), home});
+        } else if (cmd == "passwd") {
+            if (it == users.end()) {
+                std::fprintf(stderr, "yubin-user: no user %s\n", name.c_str());
+                return 67;
+            }
+            it->hash = hash_password(read_password());
+        } else if (cmd == "del") {
+            if (it == users.end()) {
+                std::fprintf(stderr, "yubin-user: no user %s\n", name.c_str());
+                return 67;
+            }
+            users.erase(it);  // the mailbox stays
+        } else {
+            return usage();
+        }
+        save_users(inst, users);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "yubin-user: %s\n", e.what());
+        return 111;
+    }
+    return 0;
+}

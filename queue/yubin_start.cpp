@@ -1,0 +1,120 @@
+// yubin-start: the supervisor (qmail-start's role). Takes the instance lock,
+// connects queue-manager and local-spawn by two pipes, starts both, and
+// stops them on SIGTERM/SIGINT. See yubin-start(8).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "exitcodes.hpp"
+#include "instance.hpp"
+#include "io.hpp"
+#include "log.hpp"
+
+using namespace yubin;
+
+namespace {
+
+constexpr int stop_timeout = 150;  // seconds before a child that ignores SIGTERM is killed
+
+// Fork and exec INSTANCE/bin/NAME with the given fds placed on 0..n.
+// The lock fd stays open in the child, so the instance stays locked while
+// any of the programs runs.
+pid_t spawn(const Instance& inst, const char* name, std::initializer_list<std::pair<int, int>> fds) {
+    std::string path = inst.path(std::string("bin/") + name);
+    pid_t pid = ::fork();
+    if (pid != 0) return pid;
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Move sources out of the way first, so that a dup2 cannot clobber one.
+    std::vector<std::pair<int, int>> moved;
+    for (auto [from, to] : fds) moved.emplace_back(::fcntl(from, F_DUPFD_CLOEXEC, 10), to);
+    for (auto [from, to] : moved) ::dup2(from, to);
+    ::execl(path.c_str(), name, static_cast<char*>(nullptr));
+    std::perror(path.c_str());
+    std::_Exit(deliver_exit::temporary);
+}
+
+}  // namespace
+
+int main() {
+    Log log("yubin-start");
+    std::optional<Instance> inst;
+    try {
+        inst = Instance::of_this_program();
+    } catch (const std::exception& e) {
+        log({{"event", "fatal"}, {"error", e.what()}});
+        return deliver_exit::temporary;
+    }
+    // The lock: inherited (not close-on-exec) by the children.
+    int lock = ::open(inst->queue_path("lock/run").c_str(), O_RDWR | O_CREAT, 0600);
+    if (lock < 0 || ::flock(lock, LOCK_EX | LOCK_NB) < 0) {
+        log({{"event", "fatal"}, {"error", "already running: " + inst->queue_path("lock/run") + " is locked"}});
+        return deliver_exit::temporary;
+    }
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+
+    int jobs[2], results[2];
+    if (::pipe2(jobs, O_CLOEXEC) < 0 || ::pipe2(results, O_CLOEXEC) < 0) {
+        log({{"event", "fatal"}, {"error", "cannot make pipes"}});
+        return deliver_exit::temporary;
+    }
+    int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    pid_t spawner = spawn(*inst, "local-spawn", {{jobs[0], 0}, {results[1], 1}});
+    pid_t manager = spawn(*inst, "queue-manager", {{devnull, 0}, {2, 1}, {jobs[1], 3}, {results[0], 4}});
+    for (int fd : {jobs[0], jobs[1], results[0], results[1], devnull}) ::close(fd);
+    log({{"event", "start"}, {"instance", inst->root()}, {"queue-manager", std::to_string(manager)},
+         {"local-spawn", std::to_string(spawner)}});
+
+    bool stopping = false, failed = false;
+    time_t kill_at = 0;
+    while (manager > 0 || spawner > 0) {
+        siginfo_t si;
+        timespec tick{1, 0};
+        int sig = ::sigtimedwait(&mask, &si, &tick);
+        if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+            if (!stopping) log({{"event", "stopping"}, {"signal", std::to_string(sig)}});
+            stopping = true;
+            if (manager > 0) ::kill(manager, SIGTERM);
+            kill_at = ::time(nullptr) + stop_timeout;
+        }
+        int status;
+        pid_t pid;
+        while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+            const char* who = pid == manager ? "queue-manager" : pid == spawner ? "local-spawn" : nullptr;
+            if (!who) continue;
+            bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            log({{"event", "exit"}, {"program", who},
+                 {"status", WIFEXITED(status) ? std::to_string(WEXITSTATUS(status))
+                                              : "signal " + std::to_string(WTERMSIG(status))}});
+            if (pid == manager) manager = 0;
+            else spawner = 0;
+            if (!stopping && !clean) failed = true;
+            if (!stopping) {
+                // One program died: stop the other (local-spawn ends when its input closes).
+                stopping = true;
+                if (manager > 0) ::kill(manager, SIGTERM);
+                kill_at = ::time(nullptr) + stop_timeout;
+                failed = true;
+            }
+        }
+        if (kill_at && ::time(nullptr) >= kill_at) {
+            if (manager > 0) ::kill(manager, SIGKILL);
+            if (spawner > 0) ::kill(spawner, SIGKILL);
+        }
+    }
+    log({{"event", "stop"}});
+    return failed ? deliver_exit::temporary : 0;
+}
