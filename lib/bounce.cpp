@@ -112,7 +112,8 @@ bool valid_atom(std::string_view s) {
 
 bool is_delayed(const FailedRecipient& r) {
     std::string a = r.action;
-    std::transform(a.begin(), a.end(), a.begin(), [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; });
+    std::transform(a.begin(), a.end(), a.begin(),
+                   [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; });
     return a == "delayed";
 }
 
@@ -174,7 +175,8 @@ std::string human_part(const BounceInput& in, const std::string& host) {
                     "I am still trying; you do not need to send it again.", "", wrap_width) + "\n" + delayed;
     out += "Your message:\n";
     out += "    queue id: " + clean_ascii(in.queue_id, max_id) + "\n";
-    out += "    sender: " + (in.original_sender.empty() ? std::string("<>") : human_address(in.original_sender)) + "\n";
+    std::string sender = in.original_sender.empty() ? std::string("<>") : human_address(in.original_sender);
+    out += "    sender: " + sender + "\n";
     if (in.arrival != 0) out += "    arrived: " + rfc5322_date(in.arrival) + "\n";
     out += "\nIts header section is attached below.\n";
     return out;
@@ -190,7 +192,8 @@ std::string delivery_status_part(const BounceInput& in, const std::string& host)
         out += fold_header("Final-Recipient", a.type + "; " + a.text);
         out += fold_header("Action", is_delayed(r) ? "delayed" : "failed");
         out += fold_header("Status", status_of(r));
-        if (!r.remote_mta.empty()) out += fold_header("Remote-MTA", "dns; " + clean_ascii(r.remote_mta, max_host));
+        if (!r.remote_mta.empty())
+            out += fold_header("Remote-MTA", "dns; " + clean_ascii(r.remote_mta, max_host));
         std::string diag = clean_ascii(r.diagnostic, max_text);
         if (diag.find_first_not_of(' ') != std::string::npos) {
             std::string type = valid_atom(r.diagnostic_type) ? r.diagnostic_type : "x-unix";
@@ -244,7 +247,8 @@ std::string compose_bounce(const BounceInput& in) {
     std::string report = delivery_status_part(in, host);
     std::string boundary = choose_boundary(boundary_base(in.message_id), {in.original, human, report});
 
-    bool all_delayed = !in.recipients.empty() && std::all_of(in.recipients.begin(), in.recipients.end(), is_delayed);
+    bool all_delayed =
+        !in.recipients.empty() && std::all_of(in.recipients.begin(), in.recipients.end(), is_delayed);
     std::string out;
     out += fold_header("From", clean(in.bounce_from, max_text));
     out += fold_header("To", clean(in.bounce_to, max_text));

@@ -6,51 +6,120 @@
 #include <unistd.h>
 
 #include "exitcodes.hpp"
-#include "io.hpp"
 
 namespace yubin {
 
-int run_queue_inject(const Instance& inst, std::string_view message, const Envelope& env, int message_fd) {
-    int msg[2], envp[2];
-    if (::pipe2(msg, O_CLOEXEC) < 0) return inject_exit::internal;
+namespace {
+constexpr size_t flush_size = 65536;
+
+// SIGPIPE would kill the caller if queue-inject dies early: ignore it for
+// the whole process (every caller handles write errors) .
+void ignore_sigpipe() {
+    struct sigaction ign {};
+    ign.sa_handler = SIG_IGN;
+    ::sigaction(SIGPIPE, &ign, nullptr);
+}
+}  // namespace
+
+bool QueueInjection::start() {
+    ignore_sigpipe();
+    int msg[2], env[2], id[2];
+    if (::pipe2(msg, O_CLOEXEC) < 0) return false;
     Fd msg_r(msg[0]), msg_w(msg[1]);
-    if (::pipe2(envp, O_CLOEXEC) < 0) return inject_exit::internal;
-    Fd env_r(envp[0]), env_w(envp[1]);
-    const std::string prog = inst.path("bin/queue-inject");
+    if (::pipe2(env, O_CLOEXEC) < 0) return false;
+    Fd env_r(env[0]), env_w(env[1]);
+    if (::pipe2(id, O_CLOEXEC) < 0) return false;
+    Fd id_r(id[0]), id_w(id[1]);
+    const std::string prog = inst_.path("bin/queue-inject");
     pid_t pid = ::fork();
-    if (pid < 0) return inject_exit::internal;
+    if (pid < 0) return false;
     if (pid == 0) {
-        if (message_fd >= 0) {
-            if (::dup2(message_fd, 0) < 0) std::_Exit(inject_exit::internal);
-        } else if (::dup2(msg_r.get(), 0) < 0) {
+        // Targets 0, 1, 3: move the sources above them first.
+        int m = ::fcntl(msg_r.get(), F_DUPFD, 10), e = ::fcntl(env_r.get(), F_DUPFD, 10),
+            i = ::fcntl(id_w.get(), F_DUPFD, 10);
+        if (m < 0 || e < 0 || i < 0 || ::dup2(m, 0) < 0 || ::dup2(e, 1) < 0 || ::dup2(i, 3) < 0)
             std::_Exit(inject_exit::internal);
-        }
-        if (::dup2(env_r.get(), 1) < 0) std::_Exit(inject_exit::internal);
-        ::execl(prog.c_str(), "queue-inject", static_cast<char*>(nullptr));
+        ::execl(prog.c_str(), "queue-inject", "-i", static_cast<char*>(nullptr));
         std::_Exit(inject_exit::internal);
     }
-    msg_r.reset();
-    env_r.reset();
-    // SIGPIPE would kill us if queue-inject dies early: ignore it here and
-    // let the exit status speak.
-    struct sigaction ign {}, old {};
-    ign.sa_handler = SIG_IGN;
-    ::sigaction(SIGPIPE, &ign, &old);
-    try {
-        if (message_fd < 0) write_all(msg_w.get(), message);
-        msg_w.reset();
-        write_all(env_w.get(), encode_qmail_envelope(env));
-    } catch (const SysError&) {
-        // queue-inject went away: its exit status says why
+    pid_ = pid;
+    msg_ = std::move(msg_w);
+    env_ = std::move(env_w);
+    id_w.reset();
+    // The id line comes first; EOF without one means queue-inject failed.
+    char c;
+    id_.clear();
+    while (id_.size() < 64) {
+        ssize_t n = ::read(id_r.get(), &c, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0 || c == '\n') break;
+        id_ += c;
     }
-    msg_w.reset();
-    env_w.reset();
-    ::sigaction(SIGPIPE, &old, nullptr);
+    if (!valid_queue_id(id_)) {
+        id_.clear();
+        broken_ = true;
+        return false;
+    }
+    return true;
+}
+
+void QueueInjection::write(std::string_view data) {
+    buf_.append(data);
+    if (buf_.size() >= flush_size) flush();
+}
+
+void QueueInjection::flush() {
+    if (!broken_ && msg_) {
+        try {
+            write_all(msg_.get(), buf_);
+        } catch (const SysError&) {
+            broken_ = true;  // queue-inject went away; its exit status says why
+        }
+    }
+    buf_.clear();
+}
+
+int QueueInjection::wait() {
     int status;
+    pid_t pid = pid_;
+    pid_ = -1;
     while (::waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) return inject_exit::internal;
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     return inject_exit::internal;
+}
+
+int QueueInjection::finish(const Envelope& env) {
+    if (pid_ < 0) return inject_exit::internal;
+    flush();
+    msg_.reset();
+    if (!broken_) {
+        try {
+            write_all(env_.get(), encode_qmail_envelope(env));
+        } catch (const SysError&) {
+        }
+    }
+    env_.reset();
+    return wait();
+}
+
+int QueueInjection::abort() {
+    if (pid_ < 0) return inject_exit::internal;
+    buf_.clear();
+    // No envelope: queue-inject refuses (envelope format error) and removes its file.
+    msg_.reset();
+    env_.reset();
+    return wait();
+}
+
+int run_queue_inject(const Instance& inst, std::string_view message, const Envelope& env) {
+    QueueInjection q(inst);
+    if (!q.start()) {
+        int code = q.abort();
+        return code == 0 ? inject_exit::internal : code;
+    }
+    q.write(message);
+    return q.finish(env);
 }
 
 }  // namespace yubin

@@ -1,16 +1,48 @@
 // Running INSTANCE/bin/queue-inject with a message and an envelope.
 #pragma once
+#include <sys/types.h>
+
+#include <string>
 #include <string_view>
 
 #include "instance.hpp"
+#include "io.hpp"
 #include "queuefile.hpp"
 
 namespace yubin {
 
-// Returns queue-inject's exit status (inject_exit codes), or
+// One queue-inject run, streamed: start() (which learns the queue id), any
+// number of write()s, then finish(envelope) for the exit status, or abort()
+// to drop the message (queue-inject then removes its temporary file).
+class QueueInjection {
+public:
+    explicit QueueInjection(const Instance& inst) : inst_(inst) {}
+    ~QueueInjection() { abort(); }
+    QueueInjection(const QueueInjection&) = delete;
+    QueueInjection& operator=(const QueueInjection&) = delete;
+
+    // false if queue-inject could not be started or reported no id.
+    bool start();
+    const std::string& id() const { return id_; }
+    void write(std::string_view data);
+    // queue-inject's exit status (inject_exit codes).
+    int finish(const Envelope& env);
+    // Returns queue-inject's exit status (non-zero: it stored nothing).
+    int abort();
+
+private:
+    void flush();
+    int wait();
+
+    const Instance& inst_;
+    pid_t pid_ = -1;
+    Fd msg_, env_;
+    std::string id_, buf_;
+    bool broken_ = false;
+};
+
+// The whole message at once. Returns queue-inject's exit status, or
 // inject_exit::internal if it could not be run or was killed.
-// If message_fd >= 0 the message is read from that fd (from its current
-// offset to EOF) instead of `message`.
-int run_queue_inject(const Instance& inst, std::string_view message, const Envelope& env, int message_fd = -1);
+int run_queue_inject(const Instance& inst, std::string_view message, const Envelope& env);
 
 }  // namespace yubin

@@ -1,4 +1,6 @@
 // queue-inject: message on fd 0, envelope on fd 1 -> one durable queue file.
+// With -i, the queue id is written to fd 3 (one line) before the message is
+// read, so that the caller can name it in its Received: line.
 // See queue-inject(8) and yubin-queue(5).
 #include <fcntl.h>
 #include <signal.h>
@@ -24,8 +26,14 @@ namespace {
 constexpr size_t max_envelope = 16u << 20;
 constexpr size_t max_address = 1000;
 constexpr unsigned input_timeout = 86400;
+constexpr int id_fd = 3;
 
-[[noreturn]] void die(int code, const std::string& why = {}) {
+struct InjectError {
+    int code;
+    std::string why;
+};
+
+[[noreturn]] void exit_with(int code, const std::string& why) {
     std::string line = "queue-inject: " + std::string(inject_exit::describe(code));
     if (!why.empty()) line += ": " + why;
     line += "\n";
@@ -39,17 +47,60 @@ Envelope read_envelope() {
     try {
         raw = read_all(1, max_envelope);
     } catch (const SysError& e) {
-        die(e.err() == EFBIG ? inject_exit::envelope_format : inject_exit::read_error, e.what());
+        throw InjectError{e.err() == EFBIG ? inject_exit::envelope_format : inject_exit::read_error, e.what()};
     }
     std::string why;
     auto env = parse_qmail_envelope(raw, &why);
-    if (!env) die(inject_exit::envelope_format, why);
-    if (env->recipients.empty()) die(inject_exit::refused);
-    if (!address_is_storable(env->sender, max_address)) die(inject_exit::bad_address, "sender");
+    if (!env) throw InjectError{inject_exit::envelope_format, why};
+    if (env->recipients.empty()) throw InjectError{inject_exit::refused, ""};
+    if (!address_is_storable(env->sender, max_address)) throw InjectError{inject_exit::bad_address, "sender"};
     for (const auto& r : env->recipients)
-        if (r.empty() || !address_is_storable(r, max_address)) die(inject_exit::bad_address, "recipient");
+        if (r.empty() || !address_is_storable(r, max_address))
+            throw InjectError{inject_exit::bad_address, "recipient"};
     return *std::move(env);
 }
+
+// A new file in queue/tmp; removed again unless commit() renamed it into new/.
+class TmpFile {
+public:
+    explicit TmpFile(const Instance& inst) : inst_(inst) {
+        const pid_t pid = ::getpid();
+        for (int attempt = 0; attempt < 10 && !fd_; ++attempt) {
+            id_ = make_queue_id(pid);
+            path_ = inst.queue_path("tmp/" + id_);
+            int f = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            if (f >= 0) fd_.reset(f);
+            else if (errno != EEXIST) throw InjectError{inject_exit::cannot_create, path_ + ": " + std::strerror(errno)};
+            else ::usleep(1);
+        }
+        if (!fd_) throw InjectError{inject_exit::cannot_create, "no unique name in tmp/"};
+    }
+    ~TmpFile() {
+        if (!committed_) ::unlink(path_.c_str());
+    }
+    const std::string& id() const { return id_; }
+
+    void commit(std::string_view head, std::string_view message) {
+        try {
+            write_all(fd_.get(), head);
+            write_all(fd_.get(), message);
+            if (::fsync(fd_.get()) < 0) throw SysError("fsync " + path_, errno);
+            fd_.reset();
+            if (::rename(path_.c_str(), inst_.queue_path("new/" + id_).c_str()) < 0)
+                throw SysError("rename into new/", errno);
+            committed_ = true;
+            fsync_dir(inst_.queue_path("new"));
+        } catch (const SysError& e) {
+            throw InjectError{inject_exit::write_error, e.what()};
+        }
+    }
+
+private:
+    const Instance& inst_;
+    std::string id_, path_;
+    Fd fd_;
+    bool committed_ = false;
+};
 
 void trigger(const Instance& inst) {
     int fd = ::open(inst.queue_path("lock/trigger").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
@@ -59,59 +110,51 @@ void trigger(const Instance& inst) {
     ::close(fd);
 }
 
+int inject(const Instance& inst, bool report_id) {
+    TmpFile file(inst);
+    if (report_id) {
+        try {
+            write_all(id_fd, file.id() + "\n");
+        } catch (const SysError& e) {
+            throw InjectError{inject_exit::write_error, std::string("queue id: ") + e.what()};
+        }
+        ::close(id_fd);
+    }
+    std::string message;
+    try {
+        message = read_all(0);
+    } catch (const SysError& e) {
+        throw InjectError{inject_exit::read_error, e.what()};
+    }
+    Envelope env = read_envelope();
+    ::alarm(0);
+    const time_t now = ::time(nullptr);
+    std::string head = encode_queue_header(now, ::getuid(), env);
+    head += "Received: (yubin " + std::to_string(::getpid()) + " invoked by uid " + std::to_string(::getuid()) +
+            "); " + rfc5322_date(now) + "\n";
+    file.commit(head, message);
+    trigger(inst);
+    return inject_exit::ok;
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
+    ::signal(SIGALRM, [](int) { exit_with(inject_exit::timeout, ""); });
     ::alarm(input_timeout);
-    ::signal(SIGALRM, [](int) { die(inject_exit::timeout); });
-    std::optional<Instance> inst;
-    try {
-        inst = Instance::of_this_program();
-    } catch (const std::exception& e) {
-        die(inject_exit::no_config, e.what());
-    }
+    bool report_id = false;
+    if (argc == 2 && std::strcmp(argv[1], "-i") == 0) report_id = true;
+    else if (argc != 1) exit_with(inject_exit::internal, "usage: queue-inject [-i]");
     ::umask(077);
-
     try {
-        std::string message = read_all(0);
-        Envelope env = read_envelope();
-        ::alarm(0);
-
-        const time_t now = ::time(nullptr);
-        const pid_t pid = ::getpid();
-        std::string id, tmp;
-        Fd fd;
-        for (int attempt = 0; attempt < 10 && !fd; ++attempt) {
-            id = make_queue_id(pid);
-            tmp = inst->queue_path("tmp/" + id);
-            int f = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-            if (f >= 0) fd.reset(f);
-            else if (errno != EEXIST) die(inject_exit::cannot_create, tmp + ": " + std::strerror(errno));
-            else ::usleep(1);
-        }
-        if (!fd) die(inject_exit::cannot_create, "no unique name in tmp/");
-
-        std::string head = encode_queue_header(now, ::getuid(), env);
-        head += "Received: (yubin " + std::to_string(pid) + " invoked by uid " + std::to_string(::getuid()) +
-                "); " + rfc5322_date(now) + "\n";
-        try {
-            write_all(fd.get(), head);
-            write_all(fd.get(), message);
-            if (::fsync(fd.get()) < 0) throw SysError("fsync " + tmp, errno);
-            fd.reset();
-            if (::rename(tmp.c_str(), inst->queue_path("new/" + id).c_str()) < 0)
-                throw SysError("rename into new/", errno);
-            fsync_dir(inst->queue_path("new"));
-        } catch (const SysError& e) {
-            ::unlink(tmp.c_str());
-            die(inject_exit::write_error, e.what());
-        }
-        trigger(*inst);
+        Instance inst = Instance::of_this_program();
+        return inject(inst, report_id);
+    } catch (const InjectError& e) {
+        exit_with(e.code, e.why);
     } catch (const std::bad_alloc&) {
-        die(inject_exit::no_memory);
-    } catch (const SysError& e) {
-        die(inject_exit::read_error, e.what());
+        exit_with(inject_exit::no_memory, "");
+    } catch (const std::exception& e) {
+        exit_with(inject_exit::no_config, e.what());
     }
-    return inject_exit::ok;
 }
