@@ -20,7 +20,17 @@ OPT ?= -O2
 CXXFLAGS := -std=c++20 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
             -D_GNU_SOURCE -Ilib $(SANFLAGS)
 DEPFLAGS = -MMD -MP
+# Program starts are on every message's path (DESIGN.md): link libstdc++
+# statically everywhere, and the two per-message programs fully statically
+# (they need no NSS), except under the sanitizers, whose runtimes need dynamic linking.
 LDFLAGS := $(SANFLAGS)
+ifeq ($(SANITIZE),1)
+STATIC_CXX :=
+STATIC_ALL :=
+else
+STATIC_CXX := -static-libstdc++ -static-libgcc
+STATIC_ALL := -static
+endif
 
 BIN := $(BUILD)/bin
 OBJ := $(BUILD)/obj
@@ -32,7 +42,7 @@ LIBYUBIN := $(BUILD)/libyubin.a
 
 # --- programs: name, sources, extra libraries
 PROGRAMS := queue-inject queue-manager local-spawn local-deliver yubin-start \
-            yubin-setup yubin-user sendmail mailq
+            yubin-setup yubin-user sendmail mailq smtpd
 
 SRCS_queue-inject  := queue/queue_inject.cpp
 SRCS_queue-manager := queue/queue_manager.cpp queue/scheduler.cpp
@@ -46,6 +56,11 @@ SRCS_yubin-user    := local/yubin_user.cpp
 LIBS_yubin-user    := -lcrypto
 SRCS_sendmail      := send/sendmail.cpp send/listing.cpp
 SRCS_mailq         := send/mailq.cpp send/listing.cpp
+SRCS_smtpd         := smtpd/smtpd.cpp smtpd/session.cpp
+LIBS_smtpd         := -levent
+
+LINK_queue-inject  := $(STATIC_ALL)
+LINK_local-deliver := $(STATIC_ALL)
 
 PROGRAM_BINS := $(PROGRAMS:%=$(BIN)/%)
 
@@ -64,7 +79,7 @@ define program_rule
 $(BIN)/$(1): $$(SRCS_$(1):%.cpp=$(OBJ)/%.o) $(LIBYUBIN)
 	@mkdir -p $(BIN)
 	@echo "  LINK    $$@"
-	@$$(CXX) $$(LDFLAGS) -o $$@ $$(SRCS_$(1):%.cpp=$(OBJ)/%.o) $(LIBYUBIN) $$(LIBS_$(1))
+	@$$(CXX) $$(LDFLAGS) $$(if $$(LINK_$(1)),$$(LINK_$(1)),$(STATIC_CXX)) -o $$@ $$(SRCS_$(1):%.cpp=$(OBJ)/%.o) $(LIBYUBIN) $$(LIBS_$(1))
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p))))
 
@@ -72,7 +87,8 @@ $(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p))))
 # g++ 12 warns falsely inside <regex> (pulled in by Catch2) under -O2 and the sanitizers.
 $(OBJ)/tests/unit/catch_main.o: CXXFLAGS += -Wno-error=maybe-uninitialized -Wno-maybe-uninitialized
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
-UNIT_OBJS := $(UNIT_SRCS:%.cpp=$(OBJ)/%.o)
+# program logic that unit tests reach without sockets
+UNIT_OBJS := $(UNIT_SRCS:%.cpp=$(OBJ)/%.o) $(OBJ)/smtpd/session.o
 $(BUILD)/tests/unit-tests: $(UNIT_OBJS) $(LIBYUBIN)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"

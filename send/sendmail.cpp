@@ -205,6 +205,17 @@ int deliver(const Instance& inst, Options o) {
     return exit_for_inject(run_queue_inject(inst, text, env));
 }
 
+// -bs: an SMTP session on stdin/stdout, served by the instance's smtpd as a
+// local session that may send anywhere (the caller could anyway).
+[[noreturn]] void run_smtp_session(const Instance& inst) {
+    for (const char* v : {"TCPREMOTEIP", "TCPREMOTEHOST", "TCPREMOTEINFO", "TCPLOCALIP", "TCPLOCALHOST"})
+        ::unsetenv(v);
+    ::setenv("RELAYCLIENT", "", 1);
+    std::string smtpd = inst.path("bin/smtpd");
+    ::execl(smtpd.c_str(), "smtpd", static_cast<char*>(nullptr));
+    fail(sysexit::oserr, "cannot run " + smtpd + ": " + std::strerror(errno));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -217,7 +228,7 @@ int main(int argc, char** argv) {
     }
     switch (o.mode) {
     case Mode::print_queue: return print_queue(*inst, stdout);
-    case Mode::smtp: fail(sysexit::usage, "-bs is not available yet");
+    case Mode::smtp: run_smtp_session(*inst);
     case Mode::deliver: break;
     }
     return deliver(*inst, std::move(o));

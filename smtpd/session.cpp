@@ -1,0 +1,416 @@
+#include "session.hpp"
+
+#include <ctime>
+
+#include "address.hpp"
+#include "datetime.hpp"
+#include "exitcodes.hpp"
+#include "instance.hpp"
+
+namespace yubin {
+
+namespace {
+
+constexpr std::string_view crlf = "\r\n";
+
+std::string reply(std::string_view code_and_text) { return std::string(code_and_text) + "\r\n"; }
+
+bool iequals_prefix(std::string_view s, std::string_view prefix) {
+    if (s.size() < prefix.size()) return false;
+    for (size_t i = 0; i < prefix.size(); ++i) {
+        char a = s[i], b = prefix[i];
+        if (a >= 'a' && a <= 'z') a = static_cast<char>(a - 32);
+        if (b >= 'a' && b <= 'z') b = static_cast<char>(b - 32);
+        if (a != b) return false;
+    }
+    return true;
+}
+
+std::string_view skip_spaces(std::string_view s) {
+    while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+    return s;
+}
+
+// For the Received: line: printable ASCII only, no parentheses games, bounded.
+std::string clean(std::string_view s, size_t max = 200) {
+    std::string out;
+    for (unsigned char c : s.substr(0, max))
+        out += (c > ' ' && c < 0x7f && c != '(' && c != ')' && c != ';' && c != '\\') ? static_cast<char>(c) : '_';
+    return out;
+}
+
+bool has_non_ascii(std::string_view s) {
+    for (unsigned char c : s)
+        if (c >= 0x80) return true;
+    return false;
+}
+
+// ESMTP parameters after the path: "KEY=VALUE KEY ..."
+std::vector<std::pair<std::string, std::string>> parse_params(std::string_view s, bool& ok) {
+    std::vector<std::pair<std::string, std::string>> out;
+    ok = true;
+    s = skip_spaces(s);
+    while (!s.empty()) {
+        size_t sp = s.find(' ');
+        std::string_view word = s.substr(0, sp);
+        s = sp == std::string_view::npos ? std::string_view() : skip_spaces(s.substr(sp));
+        size_t eq = word.find('=');
+        std::string key = lowercase(word.substr(0, eq));
+        if (key.empty()) {
+            ok = false;
+            return out;
+        }
+        out.emplace_back(key, eq == std::string_view::npos ? "" : std::string(word.substr(eq + 1)));
+    }
+    return out;
+}
+
+}  // namespace
+
+SmtpSession::SmtpSession(SmtpConfig cfg, MessageSink& sink) : cfg_(std::move(cfg)), sink_(sink) {}
+
+std::string SmtpSession::greeting() const { return reply("220 " + cfg_.me + " ESMTP yubin"); }
+
+std::string SmtpSession::timeout_reply() {
+    mode_ = Mode::closed;
+    if (in_sink_) sink_.abort();
+    in_sink_ = false;
+    return reply("421 4.4.2 " + cfg_.me + " Timeout; closing connection");
+}
+
+std::string SmtpSession::error(std::string r) {
+    if (++errors_ > cfg_.max_errors) {
+        mode_ = Mode::closed;
+        return r + reply("421 4.7.0 " + cfg_.me + " Too many errors; closing connection");
+    }
+    return r;
+}
+
+std::string SmtpSession::feed(std::string_view bytes) {
+    in_.append(bytes);
+    std::string out;
+    size_t pos = 0;
+    while (mode_ != Mode::closed) {
+        if (mode_ == Mode::bdat) {
+            in_.erase(0, pos);
+            pos = 0;
+            out += feed_bdat();
+            if (mode_ == Mode::bdat) break;  // need more bytes
+            continue;
+        }
+        size_t end = in_.find(crlf, pos);
+        const size_t limit = mode_ == Mode::command ? max_command_line : max_text_line;
+        if (end == std::string::npos) {
+            // No complete line. Past the limit, what we have is part of an
+            // overlong line: drop it (keeping a final CR that may start CRLF).
+            if (in_.size() - pos > limit) {
+                if (mode_ == Mode::command) discarding_ = true;
+                else {
+                    too_long_ = true;
+                    std::string_view part(in_.data() + pos, in_.size() - pos);
+                    if (part.find('\n') != std::string_view::npos ||
+                        part.substr(0, part.size() - 1).find('\r') != std::string_view::npos)
+                        bad_line_end_ = true;
+                }
+                pos = in_.back() == '\r' ? in_.size() - 1 : in_.size();
+            }
+            break;
+        }
+        std::string_view line(in_.data() + pos, end - pos);
+        pos = end + 2;
+        if (mode_ == Mode::command) {
+            if (discarding_) {
+                discarding_ = false;
+                out += error(reply("500 5.5.2 Line too long"));
+            } else if (line.find_first_of("\r\n") != std::string_view::npos) {
+                out += error(reply("500 5.5.2 Bare CR or LF in a command; lines end with CRLF"));
+            } else if (line.size() + 2 > max_command_line) {
+                out += error(reply("500 5.5.2 Line too long"));
+            } else {
+                out += command(line);
+            }
+        } else {  // DATA
+            if (line == ".") {
+                out += end_message();
+                continue;
+            }
+            if (line.find_first_of("\r\n") != std::string_view::npos) bad_line_end_ = true;
+            if (line.size() + 2 > max_text_line) too_long_ = true;
+            if (!line.empty() && line.front() == '.') line.remove_prefix(1);
+            message_line(line);
+        }
+    }
+    in_.erase(0, pos);
+    if (mode_ == Mode::closed) in_.clear();
+    return out;
+}
+
+std::string SmtpSession::command(std::string_view line) {
+    size_t sp = line.find(' ');
+    std::string verb = lowercase(line.substr(0, sp));
+    std::string_view arg = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
+    if (verb == "ehlo") return cmd_helo(arg, true);
+    if (verb == "helo") return cmd_helo(arg, false);
+    if (verb == "mail") return cmd_mail(arg);
+    if (verb == "rcpt") return cmd_rcpt(arg);
+    if (verb == "data") return cmd_data(arg);
+    if (verb == "bdat") return cmd_bdat(arg);
+    if (verb == "rset") {
+        if (!arg.empty()) return error(reply("501 5.5.4 RSET takes no argument"));
+        reset_transaction();
+        return reply("250 2.0.0 Ok");
+    }
+    if (verb == "noop") return reply("250 2.0.0 Ok");
+    if (verb == "quit") {
+        mode_ = Mode::closed;
+        return reply("221 2.0.0 " + cfg_.me + " closing connection");
+    }
+    if (verb == "help")
+        return reply("214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP") +
+               reply("214 2.0.0 See smtpd(8)");
+    if (verb == "vrfy") return reply("252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery");
+    if (verb == "expn") return error(reply("502 5.7.0 EXPN is refused"));
+    if (verb == "starttls" || verb == "auth" || verb == "turn" || verb == "etrn" || verb == "send" ||
+        verb == "saml" || verb == "soml")
+        return error(reply("502 5.5.1 " + lowercase(verb) + " is not implemented"));
+    return error(reply("500 5.5.2 Unknown command"));
+}
+
+std::string SmtpSession::cmd_helo(std::string_view arg, bool extended) {
+    arg = skip_spaces(arg);
+    while (!arg.empty() && arg.back() == ' ') arg.remove_suffix(1);
+    if (arg.empty()) return error(reply(std::string("501 5.5.4 Syntax: ") + (extended ? "EHLO" : "HELO") + " hostname"));
+    reset_transaction();
+    hello_ = extended ? Hello::ehlo : Hello::helo;
+    helo_name_ = clean(arg, 255);
+    std::string who = cfg_.remote_ip.empty() ? "local" : "[" + cfg_.remote_ip + "]";
+    if (!extended) return reply("250 " + cfg_.me + " Hello " + who);
+    std::string r = "250-" + cfg_.me + " Hello " + who + "\r\n";
+    r += "250-PIPELINING\r\n";
+    r += "250-8BITMIME\r\n";
+    r += "250-SIZE " + std::to_string(cfg_.databytes) + "\r\n";
+    r += "250-ENHANCEDSTATUSCODES\r\n";
+    r += "250-SMTPUTF8\r\n";
+    r += "250 CHUNKING\r\n";
+    return r;
+}
+
+std::string SmtpSession::cmd_mail(std::string_view arg) {
+    if (hello_ == Hello::none) return error(reply("503 5.5.1 Send HELO or EHLO first"));
+    if (have_mail_) return error(reply("503 5.5.1 Nested MAIL command"));
+    if (!iequals_prefix(arg, "FROM:")) return error(reply("501 5.5.4 Syntax: MAIL FROM:<address>"));
+    std::string_view rest = skip_spaces(arg.substr(5));
+    PathResult p = parse_smtp_path(rest, true, true);
+    if (!p.ok) return error(reply("501 5.1.7 Bad sender address: " + p.error));
+    bool ok;
+    auto params = parse_params(rest.substr(p.consumed), ok);
+    if (!ok || (p.consumed < rest.size() && rest[p.consumed] != ' '))
+        return error(reply("501 5.5.4 Bad MAIL parameters"));
+    bool utf8 = false;
+    for (const auto& [key, value] : params) {
+        if (hello_ != Hello::ehlo) return error(reply("555 5.5.4 MAIL parameters need EHLO"));
+        if (key == "size") {
+            if (value.empty() || value.size() > 18 || value.find_first_not_of("0123456789") != std::string::npos)
+                return error(reply("501 5.5.4 Bad SIZE parameter"));
+            if (cfg_.databytes && std::stoull(value) > cfg_.databytes)
+                return reply("552 5.3.4 Message size exceeds fixed maximum message size");
+        } else if (key == "body") {
+            std::string v = lowercase(value);
+            if (v != "7bit" && v != "8bitmime") return error(reply("555 5.5.4 Unsupported BODY type"));
+        } else if (key == "smtputf8" && value.empty()) {
+            utf8 = true;
+        } else {
+            return error(reply("555 5.5.4 Unsupported MAIL parameter " + clean(key, 40)));
+        }
+    }
+    if (!utf8 && has_non_ascii(p.address)) return error(reply("553 5.6.7 Non-ASCII address needs SMTPUTF8"));
+    have_mail_ = true;
+    smtputf8_ = utf8;
+    env_.sender = p.address;
+    env_.recipients.clear();
+    return reply("250 2.1.0 Sender ok");
+}
+
+bool SmtpSession::accepts_domain(std::string_view domain_in) const {
+    std::string domain = normalize_domain(domain_in);
+    for (const auto& h : cfg_.rcpthosts) {
+        std::string host = normalize_domain(h);
+        if (host.empty()) continue;
+        if (host[0] == '.') {
+            if (domain.size() > host.size() && domain.compare(domain.size() - host.size(), host.size(), host) == 0)
+                return true;
+        } else if (domain == host) {
+            return true;
+        }
+    }
+    return false;
+}
+
+std::string SmtpSession::cmd_rcpt(std::string_view arg) {
+    if (!have_mail_) return error(reply("503 5.5.1 Need MAIL before RCPT"));
+    if (!iequals_prefix(arg, "TO:")) return error(reply("501 5.5.4 Syntax: RCPT TO:<address>"));
+    std::string_view rest = skip_spaces(arg.substr(3));
+    PathResult p = parse_smtp_path(rest, false, smtputf8_);
+    if (!p.ok) return error(reply("501 5.1.3 Bad recipient address: " + p.error));
+    bool ok;
+    auto params = parse_params(rest.substr(p.consumed), ok);
+    if (!ok || (p.consumed < rest.size() && rest[p.consumed] != ' '))
+        return error(reply("501 5.5.4 Bad RCPT parameters"));
+    if (!params.empty()) return error(reply("555 5.5.4 Unsupported RCPT parameter " + clean(params[0].first, 40)));
+    if (env_.recipients.size() >= cfg_.max_rcpts) return reply("452 4.5.3 Too many recipients");
+    AddressParts parts = split_address(p.address);
+    // A bare <postmaster> is always ours (RFC 5321 4.5.1).
+    if (!parts.domain.empty() && !cfg_.relay_allowed && !accepts_domain(parts.domain))
+        return error(reply("553 5.7.1 Relaying denied: " + normalize_domain(parts.domain) + " is not a local domain"));
+    env_.recipients.push_back(p.address + (cfg_.relay_allowed ? cfg_.relay_suffix : ""));
+    return reply("250 2.1.5 Recipient ok");
+}
+
+bool SmtpSession::begin_message() {
+    if (!sink_.begin(queue_id_)) return false;
+    in_sink_ = true;
+    in_header_ = true;
+    bad_line_end_ = too_long_ = too_big_ = false;
+    hops_ = 0;
+    size_ = 0;
+    std::string proto = hello_ == Hello::ehlo ? "ESMTP" : "SMTP";
+    if (smtputf8_) proto = "UTF8SMTP";
+    std::string from = cfg_.remote_ip.empty()
+                           ? helo_name_ + " (uid " + cfg_.local_uid + ")"
+                           : helo_name_ + " (" + (cfg_.remote_host.empty() ? "unknown" : clean(cfg_.remote_host)) +
+                                 " [" + clean(cfg_.remote_ip, 64) + "])";
+    std::string received = "Received: from " + from + "\n\tby " + cfg_.me + " (yubin) with " + proto + " id " +
+                           queue_id_;
+    if (env_.recipients.size() == 1) received += "\n\tfor <" + clean(env_.recipients[0], 300) + ">";
+    received += "; " + rfc5322_date(::time(nullptr)) + "\n";
+    sink_.write(received);
+    return true;
+}
+
+std::string SmtpSession::cmd_data(std::string_view arg) {
+    if (!arg.empty()) return error(reply("501 5.5.4 DATA takes no argument"));
+    if (!have_mail_) return error(reply("503 5.5.1 Need MAIL before DATA"));
+    if (env_.recipients.empty()) return error(reply("503 5.5.1 Need RCPT before DATA"));
+    if (bdat_used_) return error(reply("503 5.5.1 DATA after BDAT"));
+    if (!begin_message()) {
+        reset_transaction();
+        return reply("451 4.3.0 Queue temporarily unavailable");
+    }
+    mode_ = Mode::data;
+    return reply("354 End data with <CR><LF>.<CR><LF>");
+}
+
+std::string SmtpSession::cmd_bdat(std::string_view arg) {
+    // BDAT size [LAST]
+    size_t sp = arg.find(' ');
+    std::string_view num = arg.substr(0, sp);
+    std::string last = sp == std::string_view::npos ? "" : lowercase(arg.substr(sp + 1));
+    if (num.empty() || num.size() > 18 || num.find_first_not_of("0123456789") != std::string_view::npos ||
+        (!last.empty() && last != "last")) {
+        // The client will send the chunk anyway; we cannot know its size: close.
+        mode_ = Mode::closed;
+        return reply("501 5.5.4 Syntax: BDAT size [LAST]; closing connection");
+    }
+    bdat_remaining_ = std::stoull(std::string(num));
+    bdat_last_ = !last.empty();
+    std::string failure;
+    if (!have_mail_) failure = "503 5.5.1 Need MAIL before BDAT";
+    else if (env_.recipients.empty()) failure = "503 5.5.1 Need RCPT before BDAT";
+    else if (!in_sink_ && !begin_message()) failure = "451 4.3.0 Queue temporarily unavailable";
+    if (!failure.empty()) {
+        // Swallow the chunk without storing it, then give the reply.
+        reset_transaction();
+        queue_id_ = failure;
+    }
+    bdat_used_ = true;
+    mode_ = Mode::bdat;
+    return {};
+}
+
+std::string SmtpSession::feed_bdat() {
+    size_t take = std::min(bdat_remaining_, in_.size());
+    std::string_view chunk(in_.data(), take);
+    bdat_remaining_ -= take;
+    if (in_sink_) {
+        // Lines across chunks: only CRLF ends one; a CR at the end of a chunk waits for the next.
+        bdat_line_.append(chunk);
+        size_t pos = 0;
+        for (;;) {
+            size_t end = bdat_line_.find(crlf, pos);
+            if (end == std::string::npos) break;
+            std::string_view line(bdat_line_.data() + pos, end - pos);
+            if (line.find_first_of("\r\n") != std::string_view::npos) bad_line_end_ = true;
+            if (line.size() + 2 > max_text_line) too_long_ = true;
+            message_line(line);
+            pos = end + 2;
+        }
+        bdat_line_.erase(0, pos);
+        if (bdat_line_.size() > max_text_line) {
+            too_long_ = true;
+            bdat_line_.erase(0, bdat_line_.size() - 1);
+        }
+    }
+    in_.erase(0, take);
+    if (bdat_remaining_ > 0) return {};
+    mode_ = Mode::command;
+    if (!in_sink_) {
+        std::string failure = queue_id_.empty() ? "503 5.5.1 Need MAIL before BDAT" : queue_id_;
+        queue_id_.clear();
+        return error(reply(failure));
+    }
+    if (!bdat_last_) return reply("250 2.0.0 Chunk received");
+    if (!bdat_line_.empty()) {  // a last line without CRLF
+        if (bdat_line_.find_first_of("\r\n") != std::string::npos) bad_line_end_ = true;
+        message_line(bdat_line_);
+        bdat_line_.clear();
+    }
+    return end_message();
+}
+
+void SmtpSession::message_line(std::string_view line) {
+    size_ += line.size() + 2;
+    if (cfg_.databytes && size_ > cfg_.databytes) too_big_ = true;
+    if (in_header_) {
+        if (line.empty()) in_header_ = false;
+        else if (iequals_prefix(line, "Received:") || iequals_prefix(line, "Delivered-To:")) ++hops_;
+    }
+    if (too_big_ || bad_line_end_ || too_long_) return;  // refused at the end; stop storing
+    std::string l(line);
+    l += '\n';
+    sink_.write(l);
+}
+
+std::string SmtpSession::end_message() {
+    mode_ = Mode::command;
+    std::string r;
+    if (bad_line_end_) r = "554 5.6.0 Message contains a bare CR or LF; lines must end with CRLF";
+    else if (too_long_) r = "554 5.6.0 Message has a line longer than 1000 octets (RFC 5321 4.5.3.1.6)";
+    else if (too_big_) r = "552 5.3.4 Message size exceeds fixed maximum message size";
+    else if (hops_ > cfg_.maxhops) r = "554 5.4.6 Too many hops: mail loop?";
+    if (!r.empty()) {
+        sink_.abort();
+        in_sink_ = false;
+        reset_transaction();
+        return reply(r);
+    }
+    int code = sink_.commit(env_);
+    in_sink_ = false;
+    std::string id = queue_id_;
+    reset_transaction();
+    if (code == inject_exit::ok) return reply("250 2.0.0 Ok: queued as " + id);
+    if (inject_exit::is_permanent(code)) return reply(std::string("554 5.3.0 Message refused: ") + inject_exit::describe(code));
+    return reply(std::string("451 4.3.0 Queue temporarily unavailable: ") + inject_exit::describe(code));
+}
+
+void SmtpSession::reset_transaction() {
+    if (in_sink_) sink_.abort();
+    in_sink_ = false;
+    have_mail_ = false;
+    smtputf8_ = false;
+    bdat_used_ = false;
+    env_ = Envelope{};
+    bdat_line_.clear();
+    queue_id_.clear();
+}
+
+}  // namespace yubin

@@ -1,0 +1,93 @@
+// The SMTP server side of one connection (RFC 5321 with PIPELINING, SIZE,
+// 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8, CHUNKING) as a state machine:
+// bytes in, replies out. No sockets here, so every path is testable.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "queuefile.hpp"
+
+namespace yubin {
+
+struct SmtpConfig {
+    std::string me;                          // greeting and Received: host name
+    std::vector<std::string> rcpthosts;      // "example.com", ".example.com" for subdomains
+    bool relay_allowed = false;              // RELAYCLIENT is set
+    std::string relay_suffix;                // RELAYCLIENT's value, appended to recipients
+    size_t databytes = 0;                    // largest message; 0 = no limit
+    size_t max_rcpts = 100;
+    unsigned maxhops = 100;
+    unsigned max_errors = 20;
+    std::string remote_ip, remote_host;      // empty when local (sendmail -bs)
+    std::string local_uid;                   // for a local session's Received: line
+};
+
+// Where an accepted message goes (queue-inject in smtpd; a fake in tests).
+class MessageSink {
+public:
+    virtual ~MessageSink() = default;
+    virtual bool begin(std::string& queue_id) = 0;    // false: temporary failure
+    virtual void write(std::string_view data) = 0;
+    virtual int commit(const Envelope& env) = 0;      // inject_exit code
+    virtual void abort() = 0;
+};
+
+class SmtpSession {
+public:
+    static constexpr size_t max_command_line = 2048;  // RFC 5321 says 512; ESMTP parameters need more
+    static constexpr size_t max_text_line = 1000;     // RFC 5321 4.5.3.1.6, CRLF included
+
+    SmtpSession(SmtpConfig cfg, MessageSink& sink);
+    std::string greeting() const;
+    // Everything the client sent; returns the replies to send (CRLF lines).
+    std::string feed(std::string_view bytes);
+    std::string timeout_reply();                      // 421 and close
+    bool closed() const { return mode_ == Mode::closed; }
+
+private:
+    enum class Mode { command, data, bdat, closed };
+    enum class Hello { none, helo, ehlo };
+
+    std::string command(std::string_view line);
+    std::string cmd_helo(std::string_view arg, bool extended);
+    std::string cmd_mail(std::string_view arg);
+    std::string cmd_rcpt(std::string_view arg);
+    std::string cmd_data(std::string_view arg);
+    std::string cmd_bdat(std::string_view arg);
+    std::string error(std::string reply);             // counts errors, closes past the limit
+    bool begin_message();
+    void message_line(std::string_view line);         // one line, without its line end
+    std::string end_message();
+    void reset_transaction();
+    bool accepts_domain(std::string_view domain) const;
+    std::string feed_bdat();
+
+    SmtpConfig cfg_;
+    MessageSink& sink_;
+    Mode mode_ = Mode::command;
+    Hello hello_ = Hello::none;
+    std::string helo_name_;
+    std::string in_;                 // unprocessed input
+    bool discarding_ = false;        // inside an overlong command line
+    unsigned errors_ = 0;
+
+    // the transaction
+    bool have_mail_ = false;
+    bool smtputf8_ = false;
+    bool bdat_used_ = false;
+    Envelope env_;
+    // the message being received
+    bool in_sink_ = false;
+    bool in_header_ = true;
+    bool bad_line_end_ = false, too_long_ = false, too_big_ = false;
+    unsigned hops_ = 0;
+    size_t size_ = 0;
+    size_t bdat_remaining_ = 0;
+    bool bdat_last_ = false;
+    std::string bdat_line_;          // partial line across BDAT chunks
+    std::string queue_id_;
+};
+
+}  // namespace yubin

@@ -1,0 +1,155 @@
+// smtpd: SMTP on stdin/stdout for one connection; every accepted message
+// goes through queue-inject. Launched by tcpserver, inetd, yubin-listen or
+// sendmail -bs. See smtpd(8).
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <memory>
+#include <optional>
+
+#include "event.hpp"
+#include "exitcodes.hpp"
+#include "inject.hpp"
+#include "instance.hpp"
+#include "io.hpp"
+#include "log.hpp"
+#include "session.hpp"
+
+using namespace yubin;
+
+namespace {
+
+class QueueSink : public MessageSink {
+public:
+    explicit QueueSink(const Instance& inst) : inst_(inst) {}
+    bool begin(std::string& id) override {
+        q_ = std::make_unique<QueueInjection>(inst_);
+        if (!q_->start()) {
+            q_.reset();
+            return false;
+        }
+        id = q_->id();
+        return true;
+    }
+    void write(std::string_view data) override { q_->write(data); }
+    int commit(const Envelope& env) override {
+        int code = q_->finish(env);
+        q_.reset();
+        return code;
+    }
+    void abort() override { q_.reset(); }
+
+private:
+    const Instance& inst_;
+    std::unique_ptr<QueueInjection> q_;
+};
+
+std::string env_or(const char* name, const std::string& def = {}) {
+    const char* v = std::getenv(name);
+    return v ? v : def;
+}
+
+// The client's address: TCPREMOTEIP (tcpserver, yubin-listen), else the
+// socket on fd 0 (inetd), else a local session (sendmail -bs).
+void remote_from_socket(SmtpConfig& cfg) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getpeername(0, reinterpret_cast<sockaddr*>(&ss), &len) < 0) return;
+    char host[NI_MAXHOST];
+    if (::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, nullptr, 0, NI_NUMERICHOST) == 0)
+        cfg.remote_ip = host;
+}
+
+SmtpConfig load_config(const Instance& inst) {
+    SmtpConfig cfg;
+    cfg.me = inst.control_string("smtpgreeting", inst.control_string("me", "localhost"));
+    cfg.rcpthosts = inst.control_lines("rcpthosts");
+    cfg.databytes = static_cast<size_t>(inst.control_long("databytes", 10240000, 0, 1L << 40));
+    cfg.max_rcpts = static_cast<size_t>(inst.control_long("maxrcpt", 100, 1, 100000));
+    cfg.maxhops = static_cast<unsigned>(inst.control_long("maxhops", 100, 1, 10000));
+    if (const char* relay = std::getenv("RELAYCLIENT")) {
+        cfg.relay_allowed = true;
+        cfg.relay_suffix = relay;
+    }
+    cfg.remote_ip = env_or("TCPREMOTEIP");
+    cfg.remote_host = env_or("TCPREMOTEHOST");
+    if (cfg.remote_ip.empty()) remote_from_socket(cfg);
+    if (cfg.remote_ip.empty()) cfg.local_uid = std::to_string(::getuid());
+    return cfg;
+}
+
+struct Connection {
+    SmtpSession* session;
+    event_base* base;
+    timeval timeout;
+    int write_timeout;
+    EventPtr ev;
+};
+
+void send(const Connection& c, const std::string& out) {
+    if (out.empty()) return;
+    ::alarm(static_cast<unsigned>(c.write_timeout));  // a client that stops reading cannot hold us
+    try {
+        write_all(1, out);
+    } catch (const SysError&) {
+        std::_Exit(0);
+    }
+    ::alarm(0);
+}
+
+void on_input(evutil_socket_t fd, short what, void* arg) {
+    auto* c = static_cast<Connection*>(arg);
+    if (what & EV_TIMEOUT) {
+        send(*c, c->session->timeout_reply());
+        event_base_loopexit(c->base, nullptr);
+        return;
+    }
+    char buf[65536];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+    if (n <= 0) {  // the client went away: nothing half-received is kept
+        event_base_loopexit(c->base, nullptr);
+        return;
+    }
+    send(*c, c->session->feed(std::string_view(buf, static_cast<size_t>(n))));
+    if (c->session->closed()) {
+        event_base_loopexit(c->base, nullptr);
+        return;
+    }
+    event_add(c->ev.get(), &c->timeout);  // re-arm the idle timeout
+}
+
+}  // namespace
+
+int main() {
+    ::signal(SIGPIPE, SIG_IGN);
+    Log log("smtpd");
+    std::optional<Instance> inst;
+    SmtpConfig cfg;
+    long timeout = 1200;
+    try {
+        inst = Instance::of_this_program();
+        cfg = load_config(*inst);
+        timeout = inst->control_long("timeoutsmtpd", 1200, 1, 86400);
+    } catch (const std::exception& e) {
+        log({{"event", "fatal"}, {"error", e.what()}});
+        const char msg[] = "421 4.3.5 Mail system configuration error; try again later\r\n";
+        ssize_t n = ::write(1, msg, sizeof msg - 1);
+        (void)n;
+        return 111;
+    }
+    QueueSink sink(*inst);
+    SmtpSession session(cfg, sink);
+    EventBasePtr base = make_event_base();
+    Connection c{&session, base.get(), seconds(static_cast<double>(timeout)), static_cast<int>(timeout), nullptr};
+    set_nonblock(0);
+    c.ev = make_event(base.get(), 0, EV_READ, on_input, &c);
+    send(c, session.greeting());
+    event_add(c.ev.get(), &c.timeout);
+    event_base_dispatch(base.get());
+    return 0;
+}
