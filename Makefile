@@ -42,7 +42,7 @@ LIBYUBIN := $(BUILD)/libyubin.a
 
 # --- programs: name, sources, extra libraries
 PROGRAMS := queue-inject queue-manager local-spawn local-deliver yubin-start \
-            yubin-setup yubin-user sendmail mailq smtpd
+            yubin-setup yubin-user sendmail mailq smtpd yubin-listen
 
 SRCS_queue-inject  := queue/queue_inject.cpp
 SRCS_queue-manager := queue/queue_manager.cpp queue/scheduler.cpp
@@ -58,13 +58,16 @@ SRCS_sendmail      := send/sendmail.cpp send/listing.cpp
 SRCS_mailq         := send/mailq.cpp send/listing.cpp
 SRCS_smtpd         := smtpd/smtpd.cpp smtpd/session.cpp
 LIBS_smtpd         := -levent
+SRCS_yubin-listen  := smtpd/yubin_listen.cpp
+LIBS_yubin-listen  := -levent
 
 LINK_queue-inject  := $(STATIC_ALL)
 LINK_local-deliver := $(STATIC_ALL)
 
 PROGRAM_BINS := $(PROGRAMS:%=$(BIN)/%)
 
-all: $(PROGRAM_BINS) $(BUILD)/tests/unit-tests
+all: programs $(BUILD)/tests/unit-tests
+programs: $(PROGRAM_BINS)
 
 $(OBJ)/%.o: %.cpp
 	@mkdir -p $(dir $@)
@@ -95,8 +98,11 @@ $(BUILD)/tests/unit-tests: $(UNIT_OBJS) $(LIBYUBIN)
 	@$(CXX) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(LIBYUBIN) -lcrypto -levent
 
 # --- Debian packages
+# liblockfile1 is for bsd-mailx's mail(1), which tests/integration/test_sendmail.py
+# unpacks into build/debs/ with apt-get download (installing it would pull in an MTA).
 DEB_PACKAGES := g++ make libevent-dev libldns-dev libssl-dev catch2 groff-base \
-                python3 ucspi-tcp swaks msmtp ldnsutils
+                python3 ucspi-tcp swaks msmtp ldnsutils \
+                liblockfile1
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
@@ -114,8 +120,8 @@ RUNDIR ?= $(CURDIR)/run
 SMTP_PORT ?= 2525
 POP3_PORT ?= 1110
 run: deps
-	$(MAKE) all
-	@BUILD=$(BUILD) RUNDIR=$(RUNDIR) tests/run-instance
+	$(MAKE) programs
+	@BUILD=$(BUILD) RUNDIR=$(RUNDIR) SMTP_PORT=$(SMTP_PORT) tests/run-instance
 
 bench: deps
 	$(MAKE) all
@@ -124,7 +130,7 @@ bench: deps
 clean:
 	rm -rf build
 
-.PHONY: all deps check run bench clean
+.PHONY: all programs deps check run bench clean
 .DELETE_ON_ERROR:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -13,7 +13,7 @@ struct FailedRecipient {
     std::string action = "failed";   // "failed" or "delayed" (anything else counts as failed)
     std::string status;              // RFC 3463 code, e.g. "5.1.1"; empty or malformed:
                                      // "5.0.0" if failed, "4.0.0" if delayed
-    std::string diagnostic;          // the failure text, one line (e.g. "550 5.1.1 no such user"); may be empty
+    std::string diagnostic;          // the failure text, one line, e.g. "550 5.1.1 no such user"
     std::string diagnostic_type = "x-unix";  // "smtp" when diagnostic is a remote server's reply
     std::string remote_mta;          // host name of the remote MTA, empty for local deliveries
     time_t last_attempt = 0;         // 0: unknown, no Last-Attempt-Date

@@ -1,5 +1,5 @@
 // Records between yubin processes: a netstring whose payload is a sequence
-// of netstrings ("17:5:hello,4:abcd,,"). A record must be consumed exactly;
+// of netstrings ("15:5:hello,4:abcd,,"). A record must be consumed exactly;
 // anything else is a protocol error (PacketError) and the reader stops.
 #pragma once
 #include <optional>

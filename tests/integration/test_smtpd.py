@@ -116,5 +116,133 @@ def test_smuggling_variant_is_refused_not_split(inst):
     assert inst.queue_empty()
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Listener:
+    """yubin-listen on a free loopback port running the instance's smtpd."""
+    def __init__(self, inst, rules=None, limit=None):
+        import socket
+        self.port = free_port()
+        args = [inst.bin("yubin-listen")]
+        if limit:
+            args += ["-c", str(limit)]
+        if rules is not None:
+            path = os.path.join(inst.dir, "control", "smtp-rules")
+            with open(path, "w") as f:
+                f.write(rules)
+            args += ["-x", path]
+        self.proc = subprocess.Popen(args + ["-H", "-R", "127.0.0.1", str(self.port), inst.bin("smtpd")],
+                                     stderr=subprocess.PIPE)
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 1).close()
+                return True
+            except OSError:
+                return False
+        wait_for(up, 10, "yubin-listen to listen")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return self.proc.stderr.read().decode()
+
+
+@with_instance()
+def test_smtplib_through_yubin_listen(inst):
+    import smtplib
+    inst.start()
+    lst = Listener(inst)
+    try:
+        with smtplib.SMTP("127.0.0.1", lst.port, timeout=10) as s:
+            code, _ = s.ehlo("client.example")
+            assert code == 250
+            assert s.has_extn("pipelining") and s.has_extn("smtputf8") and s.has_extn("chunking")
+            assert s.has_extn("8bitmime") and s.has_extn("enhancedstatuscodes")
+            body = "Subject: caf\u00e9\r\n\r\n8-bit body: \u00e9\u00e8\r\n.starts with dot\r\n".encode()
+            s.sendmail("bob@other.example", ["alice@" + HOST], body, mail_options=["BODY=8BITMIME"])
+            # an SMTPUTF8 sender
+            s.sendmail("b\u00f6b@other.example", ["alice@" + HOST], b"Subject: utf8\r\n\r\nx\r\n",
+                       mail_options=["SMTPUTF8"])
+            try:
+                s.sendmail("bob@other.example", ["victim@elsewhere.example"], b"Subject: relay\r\n\r\nx\r\n")
+                raise AssertionError("relayed for a stranger")
+            except smtplib.SMTPRecipientsRefused as e:
+                code, msg = e.recipients["victim@elsewhere.example"]
+                assert code == 553 and msg.startswith(b"5.7.1"), e.recipients
+        wait_for(lambda: inst.count("alice") == 2, 10, "deliveries")
+        msgs = inst.messages("alice")
+        first = [m for m in msgs if b"8-bit body" in m][0]
+        assert body_of(first) == "8-bit body: \u00e9\u00e8\n.starts with dot\n".encode()
+        assert any(header_values(m, "Return-Path") == ["<b\u00f6b@other.example>"] for m in msgs)
+        rec = [r for m in msgs for r in header_values(m, "Received")]
+        assert any("[127.0.0.1]" in r and "UTF8SMTP" in r for r in rec), rec
+    finally:
+        lst.stop()
+
+
+@with_instance()
+def test_swaks_pipelining_and_rules(inst):
+    import shutil
+    assert shutil.which("swaks"), "swaks is missing (make deps installs it)"
+    inst.start()
+    lst = Listener(inst, rules='127.0.0.1:allow,RELAYCLIENT=""\n')
+    try:
+        r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % lst.port, "--pipeline", "--to",
+                            "alice@" + HOST + ",carol@far.example", "--from", "bob@other.example",
+                            "--header", "Subject: swaks"], capture_output=True, timeout=30)
+        out = r.stdout.decode()
+        assert r.returncode == 0, out
+        assert "250 2.0.0 Ok: queued as" in out, out
+        wait_for(lambda: inst.count("alice") == 1, 10, "delivery")
+        # RELAYCLIENT from the rules file let carol@far.example through; it waits for remote delivery
+        wait_for(lambda: "rcpt=carol@far.example" in inst.read_log(), 10, "remote recipient queued")
+        r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % lst.port, "--to", "alice@" + HOST,
+                            "--quit-after", "RCPT"], capture_output=True, timeout=30)
+        assert r.returncode == 0 and b"221 2.0.0" in r.stdout, r.stdout
+    finally:
+        log = lst.stop()
+    assert "event=connect" in log and "remote=127.0.0.1" in log, log
+
+
+@with_instance()
+def test_rules_deny_and_connection_limit(inst):
+    import socket
+    lst = Listener(inst, rules="127.0.0.1:deny\n")
+    try:
+        with socket.create_connection(("127.0.0.1", lst.port), 5) as c:
+            c.settimeout(5)
+            assert c.recv(100) == b""   # closed without a greeting
+    finally:
+        lst.stop()
+    lst = Listener(inst, limit=1)
+    try:
+        a = socket.create_connection(("127.0.0.1", lst.port), 5)
+        a.settimeout(5)
+        assert a.recv(100).startswith(b"220 ")
+        b = socket.create_connection(("127.0.0.1", lst.port), 5)
+        b.settimeout(0.5)
+        try:
+            got = b.recv(100)
+        except socket.timeout:
+            got = None
+        assert got is None, got          # waits: the limit is one session
+        a.sendall(b"QUIT\r\n")
+        a.close()
+        b.settimeout(5)
+        assert b.recv(100).startswith(b"220 ")
+        b.close()
+    finally:
+        lst.stop()
+
+
 if __name__ == "__main__":
     harness.run(globals())
