@@ -41,6 +41,9 @@ struct Options {
 
 // Options that take an argument, attached ("-fuser") or as the next word.
 bool takes_argument(char c) { return std::strchr("fFrBNRVXhLCOp", c) != nullptr; }
+// Options without an argument, which may be clustered as getopt allows
+// ("-ti" is "-t -i", "-tf sender" is "-t -f sender").
+bool is_switch(char c) { return std::strchr("tivnUmG", c) != nullptr; }
 
 Options parse_options(int argc, char** argv) {
     Options o;
@@ -49,6 +52,10 @@ Options parse_options(int argc, char** argv) {
         std::string a = argv[i];
         if (a == "--") { ++i; break; }
         if (a.size() < 2 || a[0] != '-') break;
+        for (; a.size() > 2 && is_switch(a[1]); a.erase(1, 1)) {
+            if (a[1] == 't') o.recipients_from_headers = true;
+            if (a[1] == 'i') o.dot_ends_message = false;
+        }
         char c = a[1];
         std::string arg;
         if (takes_argument(c)) {
@@ -176,7 +183,8 @@ int deliver(const Instance& inst, Options o) {
         for (const char* name : resent ? resent_names : plain)
             for (const HeaderField* f : headers.find_all(name))
                 for (auto& a : parse_address_list(unfold(f->value))) o.recipients.push_back(a);
-        headers.remove_all(resent ? "Resent-Bcc" : "Bcc");
+        headers.remove_all("Bcc");
+        headers.remove_all("Resent-Bcc");
     }
     for (auto& r : o.recipients) {
         r = qualify(strip_brackets(r), defaulthost);

@@ -186,3 +186,127 @@ def run(module_globals):
             print("FAIL %s" % name, flush=True)
             traceback.print_exc(file=sys.stdout)
     sys.exit(1 if failed else 0)
+
+
+# --- shared helpers for the test files (added after the functions above)
+
+def with_instance(**kw):
+    """Decorator: runs the test with a fresh Instance(**kw), prints the tail of
+    the yubin-start log when it fails, and always cleans the instance up."""
+    def deco(fn):
+        def run():
+            inst = Instance(**kw)
+            try:
+                fn(inst)
+            except Exception:
+                print("--- yubin-start log (tail) ---\n" + inst.read_log()[-3000:])
+                raise
+            finally:
+                inst.cleanup()
+        run.__name__ = fn.__name__
+        return run
+    return deco
+
+
+def qmail_envelope(sender, recipients):
+    """The envelope of queue-inject(8): F sender NUL, T rcpt NUL ..., NUL."""
+    def b(s):
+        return s.encode() if isinstance(s, str) else s
+    return b"F" + b(sender) + b"\0" + b"".join(b"T" + b(r) + b"\0" for r in recipients) + b"\0"
+
+
+def queue_inject(inst, message, envelope, timeout=30, preexec_fn=None):
+    """Runs INSTANCE/bin/queue-inject with fd 0 = a pipe carrying message and
+    fd 1 = a pipe carrying envelope (raw bytes). Returns the finished
+    subprocess.Popen (returncode, pid) with its stderr output in .err."""
+    msg_r, msg_w = os.pipe()
+    env_r, env_w = os.pipe()
+    try:
+        p = subprocess.Popen([inst.bin("queue-inject")], stdin=msg_r, stdout=env_r,
+                             stderr=subprocess.PIPE, preexec_fn=preexec_fn)
+    finally:
+        os.close(msg_r)
+        os.close(env_r)
+    import threading
+
+    def feed(fd, data):
+        try:
+            _write_all(fd, data)
+        except OSError:
+            pass        # queue-inject went away: its exit code tells why
+        finally:
+            os.close(fd)
+    # Both pipes are fed at once: queue-inject reads the message first, so a
+    # large envelope must not block the message.
+    threads = [threading.Thread(target=feed, args=(msg_w, message)),
+               threading.Thread(target=feed, args=(env_w, envelope))]
+    for t in threads:
+        t.start()
+    try:
+        err = p.communicate(timeout=timeout)[1]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for t in threads:
+            t.join(timeout)
+    p.err = err
+    return p
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def queue_dir(inst, sub):
+    """Names in INSTANCE/queue/SUB (tmp, new, cur, info)."""
+    return sorted(os.listdir(os.path.join(inst.dir, "queue", sub)))
+
+
+DEBS = os.path.join(TOP, "build", "debs")
+
+
+def deb_program(package, path):
+    """A program from a Debian package that must not be installed (it would
+    pull in another MTA): `apt-get download` it and `dpkg-deb -x` it into
+    build/debs/PACKAGE/. Returns the path of PATH inside it; raises
+    RuntimeError with the reason when the package cannot be had."""
+    root = os.path.join(DEBS, package)
+    prog = os.path.join(root, path.lstrip("/"))
+    if os.path.exists(prog):
+        return prog
+    if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
+        raise RuntimeError("apt-get/dpkg-deb not available to fetch %s" % package)
+    tmp = tempfile.mkdtemp(prefix="yubin-deb.")
+    try:
+        def download():
+            return subprocess.run(["apt-get", "download", "-q", package], cwd=tmp,
+                                  capture_output=True, timeout=300)
+        r = download()
+        if r.returncode != 0:       # stale or missing package lists
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=300)
+            r = download()
+        debs = [n for n in os.listdir(tmp) if n.endswith(".deb")]
+        if r.returncode != 0 or not debs:
+            raise RuntimeError("cannot download %s: %s" % (package, r.stderr.decode(errors="replace")[-300:]))
+        os.makedirs(DEBS, exist_ok=True)
+        part = tempfile.mkdtemp(prefix=package + ".", dir=DEBS)
+        subprocess.run(["dpkg-deb", "-x", os.path.join(tmp, debs[0]), part], check=True)
+        try:
+            os.rename(part, root)   # atomic: a concurrent run sees all or nothing
+        except OSError:
+            shutil.rmtree(part, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not os.path.exists(prog):
+        raise RuntimeError("%s has no %s" % (package, path))
+    return prog
+
+
+def missing_libraries(program):
+    """Shared libraries that ldd cannot find for program (empty if none)."""
+    r = subprocess.run(["ldd", program], capture_output=True, text=True)
+    return [l.split()[0] for l in r.stdout.splitlines() if "not found" in l]

@@ -7,23 +7,7 @@ import threading
 import time
 
 import harness
-from harness import Instance, wait_for, header_values, body_of, HOST
-
-
-def with_instance(**kw):
-    def deco(fn):
-        def run():
-            inst = Instance(**kw)
-            try:
-                fn(inst)
-            except Exception:
-                print("--- yubin-start log (tail) ---\n" + inst.read_log()[-3000:])
-                raise
-            finally:
-                inst.cleanup()
-        run.__name__ = fn.__name__
-        return run
-    return deco
+from harness import Instance, wait_for, header_values, body_of, with_instance, HOST
 
 
 @with_instance()
