@@ -5,23 +5,7 @@ import subprocess
 import time
 
 import harness
-from harness import Instance, wait_for, header_values, body_of, HOST
-
-
-def with_instance(**kw):
-    def deco(fn):
-        def run():
-            inst = Instance(**kw)
-            try:
-                fn(inst)
-            except Exception:
-                print("--- yubin-start log (tail) ---\n" + inst.read_log()[-3000:])
-                raise
-            finally:
-                inst.cleanup()
-        run.__name__ = fn.__name__
-        return run
-    return deco
+from harness import Instance, wait_for, header_values, body_of, HOST, with_instance
 
 
 def dialog(argv, data, env=None, timeout=30):
