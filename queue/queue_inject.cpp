@@ -31,9 +31,11 @@ constexpr int id_fd = 3;
 struct InjectError {
     int code;
     std::string why;
+    bool quiet = false;
 };
 
-[[noreturn]] void exit_with(int code, const std::string& why) {
+[[noreturn]] void exit_with(int code, const std::string& why, bool quiet = false) {
+    if (quiet) std::_Exit(code);
     std::string line = "queue-inject: " + std::string(inject_exit::describe(code));
     if (!why.empty()) line += ": " + why;
     line += "\n";
@@ -49,6 +51,9 @@ Envelope read_envelope() {
     } catch (const SysError& e) {
         throw InjectError{e.err() == EFBIG ? inject_exit::envelope_format : inject_exit::read_error, e.what()};
     }
+    // An empty envelope is how a caller drops a message it started (smtpd
+    // refusing one at the end of DATA): refuse it without a complaint.
+    if (raw.empty()) throw InjectError{inject_exit::envelope_format, "", true};
     std::string why;
     auto env = parse_qmail_envelope(raw, &why);
     if (!env) throw InjectError{inject_exit::envelope_format, why};
@@ -151,7 +156,7 @@ int main(int argc, char** argv) {
         Instance inst = Instance::of_this_program();
         return inject(inst, report_id);
     } catch (const InjectError& e) {
-        exit_with(e.code, e.why);
+        exit_with(e.code, e.why, e.quiet);
     } catch (const std::bad_alloc&) {
         exit_with(inject_exit::no_memory, "");
     } catch (const std::exception& e) {

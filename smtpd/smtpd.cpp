@@ -144,7 +144,11 @@ int main() {
     }
     QueueSink sink(*inst);
     SmtpSession session(cfg, sink);
-    EventBasePtr base = make_event_base();
+    // poll(2), not epoll: fd 0 may be a regular file (smtpd < dialog).
+    event_config* ecfg = event_config_new();
+    event_config_avoid_method(ecfg, "epoll");
+    EventBasePtr base(event_base_new_with_config(ecfg));
+    event_config_free(ecfg);
     Connection c{&session, base.get(), seconds(static_cast<double>(timeout)), static_cast<int>(timeout), nullptr};
     set_nonblock(0);
     c.ev = make_event(base.get(), 0, EV_READ, on_input, &c);
