@@ -9,7 +9,7 @@
 namespace yubin {
 
 SysError::SysError(const std::string& what, int err)
-    : std::runtime_error(what + ": " + std::strerror(err)), err_(err) {}
+    : std::runtime_error(what + ": " + std::strerror(err)), err_(err), action_(what) {}
 
 void Fd::reset(int fd) {
     if (fd_ >= 0) ::close(fd_);

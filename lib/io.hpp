@@ -13,8 +13,10 @@ class SysError : public std::runtime_error {
 public:
     SysError(const std::string& what, int err);
     int err() const { return err_; }
+    const std::string& action() const { return action_; }  // what without the errno text
 private:
     int err_;
+    std::string action_;
 };
 
 class Fd {

@@ -72,7 +72,7 @@ DeliveryResult maildir_deliver(const std::string& maildir, std::string_view pref
         fsync_dir(maildir + "/new");
     } catch (const SysError& e) {
         ::unlink(tmp.c_str());
-        return from_errno(("maildir " + maildir + ": " + e.what()).c_str(), e.err());
+        return from_errno(("maildir " + maildir + ": " + e.action()).c_str(), e.err());
     }
     return DeliveryResult::success("delivered to maildir " + name);
 }

@@ -115,10 +115,12 @@ std::optional<QueueHeader> read_queue_header(int fd) {
             throw SysError("read queue file", errno);
         }
         if (n == 0) return std::nullopt;
+        // The header ends at the first empty line; search only the new bytes
+        // (and the one before them).
+        size_t from = buf.empty() ? 0 : buf.size() - 1;
         buf.append(chunk, static_cast<size_t>(n));
         off += n;
-        // The header ends at the first empty line.
-        if (buf.find("\n\n") != std::string::npos) return parse_queue_header(buf);
+        if (buf.find("\n\n", from) != std::string::npos) return parse_queue_header(buf);
         if (buf.size() > (64u << 20)) return std::nullopt;
     }
 }
@@ -145,7 +147,8 @@ std::string encode_info_line(const InfoLine& l) {
     out += std::to_string(l.index);
     if (l.kind == 'P') {
         out += ' ';
-        out += l.status.empty() ? "5.0.0" : l.status;
+        std::string status = l.status.empty() ? "5.0.0" : l.status;
+        for (char c : status) out += (c == ' ' || c == '\n' || c == '\r' || c == '\0') ? '_' : c;
         out += ' ';
         for (char c : l.text) out += (c == '\n' || c == '\r' || c == '\0') ? ' ' : c;
     }

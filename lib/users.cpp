@@ -55,14 +55,16 @@ std::optional<LocalTarget> resolve_local(const Instance& inst, const std::vector
         return nullptr;
     };
     if (const UserEntry* u = find(local)) return LocalTarget{u->name, u->home, ""};
+    // The alias names come before user-ext, so that a user "mailer" cannot
+    // receive mailer-daemon's mail.
+    if (local == "postmaster" || local == "mailer-daemon" || local == "root")
+        return LocalTarget{"alias", inst.path("alias"), local};
     // user-ext: the longest prefix before a separator that names a user.
     for (size_t cut = local.rfind(separator); cut != std::string::npos && cut > 0;
          cut = local.rfind(separator, cut - 1)) {
         if (const UserEntry* u = find(std::string_view(local).substr(0, cut)))
             return LocalTarget{u->name, u->home, local.substr(cut + 1)};
     }
-    if (local == "postmaster" || local == "mailer-daemon" || local == "root")
-        return LocalTarget{"alias", inst.path("alias"), local};
     return std::nullopt;
 }
 

@@ -30,8 +30,8 @@ struct LocalTarget {
     std::string home;
     std::string ext;      // the part after user + separator, "" if none
 };
-// Exact user first, then the longest "user-ext" prefix that is a user,
-// then postmaster / mailer-daemon / root to the alias home. Case-insensitive.
+// Exact user first, then postmaster / mailer-daemon / root to the alias
+// home, then the longest "user-ext" prefix that is a user. Case-insensitive.
 std::optional<LocalTarget> resolve_local(const Instance& inst, const std::vector<UserEntry>& users,
                                          std::string_view local, char separator = '-');
 

@@ -80,6 +80,7 @@ std::string SmtpSession::timeout_reply() {
 
 std::string SmtpSession::error(std::string r) {
     if (++errors_ > cfg_.max_errors) {
+        reset_transaction();
         mode_ = Mode::closed;
         return r + reply("421 4.7.0 " + cfg_.me + " Too many errors; closing connection");
     }
@@ -103,9 +104,11 @@ std::string SmtpSession::feed(std::string_view bytes) {
         if (end == std::string::npos) {
             // No complete line. Past the limit, what we have is part of an
             // overlong line: drop it (keeping a final CR that may start CRLF).
+            // discarding_ marks that the next CRLF ends that line, in DATA
+            // too, so its tail is never taken for "." or for a line.
             if (in_.size() - pos > limit) {
-                if (mode_ == Mode::command) discarding_ = true;
-                else {
+                discarding_ = true;
+                if (mode_ == Mode::data) {
                     too_long_ = true;
                     std::string_view part(in_.data() + pos, in_.size() - pos);
                     if (part.find('\n') != std::string_view::npos ||
@@ -130,6 +133,11 @@ std::string SmtpSession::feed(std::string_view bytes) {
                 out += command(line);
             }
         } else {  // DATA
+            if (discarding_) {  // the tail of an overlong line (too_long_ is set)
+                discarding_ = false;
+                if (line.find_first_of("\r\n") != std::string_view::npos) bad_line_end_ = true;
+                continue;
+            }
             if (line == ".") {
                 out += end_message();
                 continue;
@@ -162,6 +170,7 @@ std::string SmtpSession::command(std::string_view line) {
     }
     if (verb == "noop") return reply("250 2.0.0 Ok");
     if (verb == "quit") {
+        reset_transaction();
         mode_ = Mode::closed;
         return reply("221 2.0.0 " + cfg_.me + " closing connection");
     }
@@ -210,9 +219,10 @@ std::string SmtpSession::cmd_mail(std::string_view arg) {
     for (const auto& [key, value] : params) {
         if (hello_ != Hello::ehlo) return error(reply("555 5.5.4 MAIL parameters need EHLO"));
         if (key == "size") {
-            if (value.empty() || value.size() > 18 || value.find_first_not_of("0123456789") != std::string::npos)
+            // RFC 1870: up to 20 digits; anything over 18 is over any limit we can have.
+            if (value.empty() || value.size() > 20 || value.find_first_not_of("0123456789") != std::string::npos)
                 return error(reply("501 5.5.4 Bad SIZE parameter"));
-            if (cfg_.databytes && std::stoull(value) > cfg_.databytes)
+            if (cfg_.databytes && (value.size() > 18 || std::stoull(value) > cfg_.databytes))
                 return reply("552 5.3.4 Message size exceeds fixed maximum message size");
         } else if (key == "body") {
             std::string v = lowercase(value);
@@ -308,6 +318,7 @@ std::string SmtpSession::cmd_bdat(std::string_view arg) {
     if (num.empty() || num.size() > 18 || num.find_first_not_of("0123456789") != std::string_view::npos ||
         (!last.empty() && last != "last")) {
         // The client will send the chunk anyway; we cannot know its size: close.
+        reset_transaction();
         mode_ = Mode::closed;
         return reply("501 5.5.4 Syntax: BDAT size [LAST]; closing connection");
     }
@@ -321,8 +332,9 @@ std::string SmtpSession::cmd_bdat(std::string_view arg) {
         // Swallow the chunk without storing it, then give the reply.
         reset_transaction();
         queue_id_ = failure;
+    } else {
+        bdat_used_ = true;
     }
-    bdat_used_ = true;
     mode_ = Mode::bdat;
     return {};
 }

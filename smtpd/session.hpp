@@ -70,7 +70,7 @@ private:
     Hello hello_ = Hello::none;
     std::string helo_name_;
     std::string in_;                 // unprocessed input
-    bool discarding_ = false;        // inside an overlong command line
+    bool discarding_ = false;        // inside an overlong line (command or DATA)
     unsigned errors_ = 0;
 
     // the transaction
