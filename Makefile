@@ -42,14 +42,15 @@ LIBYUBIN := $(BUILD)/libyubin.a
 
 # --- programs: name, sources, extra libraries
 PROGRAMS := queue-inject queue-manager local-spawn local-deliver yubin-start \
-            yubin-setup yubin-user sendmail mailq smtpd yubin-listen
+            yubin-setup yubin-user yubin-newaliases sendmail mailq smtpd yubin-listen
 
 SRCS_queue-inject  := queue/queue_inject.cpp
 SRCS_queue-manager := queue/queue_manager.cpp queue/scheduler.cpp
 LIBS_queue-manager := -levent
 SRCS_local-spawn   := local/local_spawn.cpp
 LIBS_local-spawn   := -levent
-SRCS_local-deliver := local/local_deliver.cpp
+SRCS_local-deliver := local/local_deliver.cpp local/delivery.cpp
+SRCS_yubin-newaliases := local/yubin_newaliases.cpp
 SRCS_yubin-start   := queue/yubin_start.cpp
 SRCS_yubin-setup   := queue/yubin_setup.cpp
 SRCS_yubin-user    := local/yubin_user.cpp
@@ -113,7 +114,7 @@ deps:
 	fi
 
 check: deps
-	$(MAKE) all
+	$(MAKE) -j$(shell nproc) all
 	@BUILD=$(BUILD) tests/run-all
 
 RUNDIR ?= $(CURDIR)/run

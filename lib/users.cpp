@@ -1,5 +1,7 @@
 #include "users.hpp"
 
+#include <stdexcept>
+
 #include "io.hpp"
 
 namespace yubin {
@@ -47,25 +49,38 @@ bool valid_user_name(std::string_view name) {
 }
 
 std::optional<LocalTarget> resolve_local(const Instance& inst, const std::vector<UserEntry>& users,
-                                         std::string_view local_in, char separator) {
+                                         std::string_view local_in, char separator,
+                                         const AliasPredicate& is_alias) {
     const std::string local = lowercase(local_in);
+    if (local.empty()) return std::nullopt;
     auto find = [&](std::string_view name) -> const UserEntry* {
         for (const auto& u : users)
             if (u.name == name) return &u;
         return nullptr;
     };
-    if (const UserEntry* u = find(local)) return LocalTarget{u->name, u->home, ""};
+    if (const UserEntry* u = find(local)) return LocalTarget{u->name, u->home, "", false};
+    const LocalTarget alias{"alias", inst.path("alias"), local, true};
     // The alias names come before user-ext, so that a user "mailer" cannot
     // receive mailer-daemon's mail.
-    if (local == "postmaster" || local == "mailer-daemon" || local == "root")
-        return LocalTarget{"alias", inst.path("alias"), local};
+    if (local == "postmaster" || local == "mailer-daemon" || local == "root" || (is_alias && is_alias(local)))
+        return alias;
     // user-ext: the longest prefix before a separator that names a user.
     for (size_t cut = local.rfind(separator); cut != std::string::npos && cut > 0;
          cut = local.rfind(separator, cut - 1)) {
         if (const UserEntry* u = find(std::string_view(local).substr(0, cut)))
-            return LocalTarget{u->name, u->home, local.substr(cut + 1)};
+            return LocalTarget{u->name, u->home, local.substr(cut + 1), false};
     }
-    return std::nullopt;
+    return alias;
+}
+
+char extension_separator(const Instance& inst) {
+    const std::string s = inst.control_string("extseparator", "-");
+    const char c = s.size() == 1 ? s[0] : 0;
+    const bool ok = c > ' ' && c < 127 && !(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
+                    !(c >= '0' && c <= '9') && c != '@' && c != '.' && c != '/' && c != ':' && c != '"' &&
+                    c != '\\';
+    if (!ok) throw std::runtime_error("control/extseparator: not a single punctuation character: " + s);
+    return c;
 }
 
 }  // namespace yubin

@@ -1,6 +1,7 @@
 // Virtual mailbox users (INSTANCE/users/passwd: NAME:HASH:HOME) and the
 // mapping from a local part to the user who receives it.
 #pragma once
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,11 +29,30 @@ bool valid_user_name(std::string_view name);
 struct LocalTarget {
     std::string user;     // user name ("alias" for the alias home)
     std::string home;
-    std::string ext;      // the part after user + separator, "" if none
+    std::string ext;      // the part after user + separator, "" if none;
+                          // for the alias home the whole local part
+    bool alias = false;   // the alias home (INSTANCE/alias)
 };
-// Exact user first, then postmaster / mailer-daemon / root to the alias
-// home, then the longest "user-ext" prefix that is a user. Case-insensitive.
+// Is this (lower-case) local part a name in control/aliases?
+using AliasPredicate = std::function<bool(const std::string&)>;
+// Case-insensitively, the first that applies:
+//  1. a user of that name;
+//  2. postmaster, mailer-daemon, root, or a name for which is_alias is
+//     true: the alias home, ext = the local part (so that a user "mailer"
+//     cannot take mailer-daemon's mail);
+//  3. user<separator>ext: the longest prefix before a separator that names
+//     a user;
+//  4. anything else: the alias home, ext = the local part (its
+//     .qmail-default, if any, decides; otherwise the address does not exist).
+// nullopt only for an empty local part.
 std::optional<LocalTarget> resolve_local(const Instance& inst, const std::vector<UserEntry>& users,
-                                         std::string_view local, char separator = '-');
+                                         std::string_view local, char separator = '-',
+                                         const AliasPredicate& is_alias = {});
+
+// control/extseparator: the one character between a user name and an
+// extension. Default '-'. Throws std::runtime_error if it is not a single
+// printable ASCII character other than a letter, a digit, '@', '.', '/',
+// '"' or '\'.
+char extension_separator(const Instance& inst);
 
 }  // namespace yubin

@@ -7,6 +7,7 @@
 
 #include <map>
 
+#include "aliases.hpp"
 #include "event.hpp"
 #include "instance.hpp"
 #include "io.hpp"
@@ -34,6 +35,7 @@ class Spawner {
 public:
     Spawner(Instance inst, event_base* base) : inst_(std::move(inst)), base_(base), log_("local-spawn") {
         defaultdelivery_ = inst_.control_string("defaultdelivery", "./Maildir/");
+        separator_ = extension_separator(inst_);
         set_nonblock(0);
         jobs_ev_ = make_event(base_, 0, EV_READ | EV_PERSIST, on_jobs, this);
         sigchld_ = make_event(base_, SIGCHLD, EV_SIGNAL | EV_PERSIST, on_sigchld, this);
@@ -76,7 +78,14 @@ private:
         const off_t offset = static_cast<off_t>(packet_number(p[2]));
         const std::string &sender = p[3], &recipient = p[4], &local = p[5], &domain = p[6];
 
-        auto target = resolve_local(inst_, load_users(inst_), local);
+        std::optional<LocalTarget> target;
+        try {
+            auto is_alias = [this](const std::string& name) { return alias_value(inst_, name).has_value(); };
+            target = resolve_local(inst_, load_users(inst_), local, separator_, is_alias);
+        } catch (const std::exception& e) {
+            report(job, 'Z', std::string("4.3.0 cannot look up the recipient: ") + e.what());
+            return;
+        }
         if (!target) {
             report(job, 'D', "5.1.1 no mailbox here by that name: " + recipient);
             return;
@@ -95,8 +104,7 @@ private:
         }
         Fd rd(pipefd[0]), wr(pipefd[1]);
         std::string deliver = inst_.path("bin/local-deliver");
-        std::string user_local = target->user;
-        std::string dash = target->ext.empty() ? "" : "-";
+        std::string dash = target->ext.empty() ? "" : std::string(1, separator_);
         pid_t pid = ::fork();
         if (pid < 0) {
             report(job, 'Z', "4.3.0 cannot fork");
@@ -188,6 +196,7 @@ private:
     event_base* base_;
     Log log_;
     std::string defaultdelivery_;
+    char separator_ = '-';
     EventPtr jobs_ev_, sigchld_;
     PacketReader reader_;
     std::map<pid_t, Child> children_;

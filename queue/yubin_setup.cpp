@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 namespace {
 
 const char* const programs[] = {"queue-inject", "queue-manager", "local-spawn", "local-deliver",
-                                "yubin-start", "yubin-setup", "yubin-user", "sendmail", "mailq", "smtpd", "yubin-listen"};
+                                "yubin-start", "yubin-setup", "yubin-user", "yubin-newaliases", "sendmail", "mailq", "smtpd", "yubin-listen"};
 
 int usage() {
     std::fputs("usage: yubin-setup --single-user DIR [--hostname NAME]\n", stderr);

@@ -24,7 +24,7 @@ bool same(const std::vector<UserEntry>& a, const std::vector<UserEntry>& b) {
 
 std::string describe(const std::optional<LocalTarget>& t) {
     if (!t) return "nullopt";
-    return "{" + t->user + ", " + t->home + ", " + t->ext + "}";
+    return "{" + t->user + ", " + t->home + ", " + t->ext + (t->alias ? ", alias" : "") + "}";
 }
 
 }  // namespace
@@ -147,20 +147,21 @@ TEST_CASE("resolve_local maps local parts to users", "[users]") {
         {"a-c-b", LocalTarget{"a", "/h/a", "c-b"}},
         {"a--b", LocalTarget{"a", "/h/a", "-b"}},
         {"x.y-z", LocalTarget{"x.y", "/h/x.y", "z"}},
-        {"postmaster", LocalTarget{"alias", dir / "alias", "postmaster"}},
-        {"PostMaster", LocalTarget{"alias", dir / "alias", "postmaster"}},
-        {"mailer-daemon", LocalTarget{"alias", dir / "alias", "mailer-daemon"}},
-        {"MAILER-DAEMON", LocalTarget{"alias", dir / "alias", "mailer-daemon"}},
-        {"root", LocalTarget{"alias", dir / "alias", "root"}},
-        {"unknown", std::nullopt},
-        {"unknown-alice", std::nullopt},
-        {"-alice", std::nullopt},
+        {"postmaster", LocalTarget{"alias", dir / "alias", "postmaster", true}},
+        {"PostMaster", LocalTarget{"alias", dir / "alias", "postmaster", true}},
+        {"mailer-daemon", LocalTarget{"alias", dir / "alias", "mailer-daemon", true}},
+        {"MAILER-DAEMON", LocalTarget{"alias", dir / "alias", "mailer-daemon", true}},
+        {"root", LocalTarget{"alias", dir / "alias", "root", true}},
+        // No user: the alias home, whose files decide (local-deliver).
+        {"unknown", LocalTarget{"alias", dir / "alias", "unknown", true}},
+        {"Unknown-Alice", LocalTarget{"alias", dir / "alias", "unknown-alice", true}},
+        {"-alice", LocalTarget{"alias", dir / "alias", "-alice", true}},
+        {"-", LocalTarget{"alias", dir / "alias", "-", true}},
+        {"alic", LocalTarget{"alias", dir / "alias", "alic", true}},
+        {"alicea", LocalTarget{"alias", dir / "alias", "alicea", true}},
+        {"postmaster-x", LocalTarget{"alias", dir / "alias", "postmaster-x", true}},
+        {"x.y.z", LocalTarget{"alias", dir / "alias", "x.y.z", true}},
         {"", std::nullopt},
-        {"-", std::nullopt},
-        {"alic", std::nullopt},
-        {"alicea", std::nullopt},
-        {"postmaster-x", std::nullopt},
-        {"x.y.z", std::nullopt},
     };
     for (const auto& r : rows) {
         INFO("local part: \"" << r.local << "\"");
@@ -171,6 +172,7 @@ TEST_CASE("resolve_local maps local parts to users", "[users]") {
         CHECK(got->user == r.want->user);
         CHECK(got->home == r.want->home);
         CHECK(got->ext == r.want->ext);
+        CHECK(got->alias == r.want->alias);
     }
 }
 
@@ -197,8 +199,9 @@ TEST_CASE("resolve_local with another separator", "[users]") {
     REQUIRE(plus.has_value());
     CHECK(plus->user == "alice");
     CHECK(plus->ext == "tag");
-    CHECK_FALSE(resolve_local(inst, users, "alice-tag", '+').has_value());
-    CHECK_FALSE(resolve_local(inst, users, "alice+tag").has_value());
+    // Without the separator in use the local part names no user: the alias home.
+    CHECK(resolve_local(inst, users, "alice-tag", '+')->alias);
+    CHECK(resolve_local(inst, users, "alice+tag")->alias);
 
     auto dot = resolve_local(inst, users, "a.b.c", '.');
     REQUIRE(dot.has_value());
@@ -208,4 +211,55 @@ TEST_CASE("resolve_local with another separator", "[users]") {
     REQUIRE(dot2.has_value());
     CHECK(dot2->user == "a");
     CHECK(dot2->ext == "x.c");
+}
+
+TEST_CASE("resolve_local: names in control/aliases come after users, before user-ext", "[users]") {
+    test::TempDir dir;
+    Instance inst(dir.path());
+    const std::vector<UserEntry> users = {{"alice", "", "/h/alice"}, {"staff", "", "/h/staff"}};
+    std::vector<std::string> asked;
+    auto is_alias = [&](const std::string& name) {
+        asked.push_back(name);
+        return name == "alice-sales" || name == "staff" || name == "lists";
+    };
+    auto t = resolve_local(inst, users, "Alice-Sales", '-', is_alias);
+    REQUIRE(t.has_value());
+    CHECK(t->alias);
+    CHECK(t->home == dir / "alias");
+    CHECK(t->ext == "alice-sales");
+    CHECK(asked == std::vector<std::string>{"alice-sales"});   // lower case
+    // A user of the same name wins, without asking.
+    asked.clear();
+    t = resolve_local(inst, users, "staff", '-', is_alias);
+    REQUIRE(t.has_value());
+    CHECK_FALSE(t->alias);
+    CHECK(t->user == "staff");
+    CHECK(asked.empty());
+    // Not an alias: user-ext as before.
+    t = resolve_local(inst, users, "alice-other", '-', is_alias);
+    REQUIRE(t.has_value());
+    CHECK(t->user == "alice");
+    CHECK(t->ext == "other");
+    t = resolve_local(inst, users, "LISTS", '-', is_alias);
+    REQUIRE(t.has_value());
+    CHECK(t->alias);
+    CHECK(t->ext == "lists");
+}
+
+TEST_CASE("extension_separator reads control/extseparator", "[users]") {
+    test::TempDir dir;
+    Instance inst(dir.path());
+    REQUIRE(::mkdir((dir / "control").c_str(), 0755) == 0);
+    CHECK(extension_separator(inst) == '-');
+    for (const char* ok : {"+\n", "-", "_\n", "=", "# comment\n+\n"}) {
+        INFO(ok);
+        write_file_atomic(dir / "control/extseparator", ok);
+        CHECK(extension_separator(inst) == (std::string(ok).find('+') != std::string::npos ? '+'
+                                            : ok[0] == '_' ? '_' : ok[0] == '=' ? '=' : '-'));
+    }
+    for (const char* bad : {"ab", "a", "7", "@", ".", "/", ":", "++"}) {
+        INFO(bad);
+        write_file_atomic(dir / "control/extseparator", bad);
+        CHECK_THROWS_AS(extension_separator(inst), std::runtime_error);
+    }
 }
