@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <string>
 #include <vector>
 
@@ -43,7 +44,13 @@ int print_queue(const Instance& inst, std::FILE* out) {
         std::fprintf(stderr, "mailq: %s\n", e.what());
         return sysexit::noperm;
     }
-    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.id < b.id; });
+    // Oldest first: ids are SECONDS.MICROSECONDS.PID, compared as numbers.
+    auto key = [](const std::string& id) {
+        std::array<unsigned long, 3> k{};
+        std::sscanf(id.c_str(), "%lu.%lu.%lu", &k[0], &k[1], &k[2]);
+        return k;
+    };
+    std::sort(entries.begin(), entries.end(), [&](const Entry& a, const Entry& b) { return key(a.id) < key(b.id); });
     size_t shown = 0;
     for (const auto& e : entries) {
         const std::string path = inst.queue_path(e.dir + "/" + e.id);

@@ -262,8 +262,12 @@ def _write_all(fd, data):
 
 
 def queue_dir(inst, sub):
-    """Names in INSTANCE/queue/SUB (tmp, new, cur, info)."""
-    return sorted(os.listdir(os.path.join(inst.dir, "queue", sub)))
+    """Names in INSTANCE/queue/SUB (tmp, new, cur, info), queue ids
+    (SECONDS.MICROSECONDS.PID) in the order they were made."""
+    def key(name):
+        parts = name.split(".")
+        return [int(p) for p in parts] if all(p.isdigit() for p in parts) else [name]
+    return sorted(os.listdir(os.path.join(inst.dir, "queue", sub)), key=key)
 
 
 DEBS = os.path.join(TOP, "build", "debs")
