@@ -46,15 +46,17 @@ bool QueueInjection::start() {
     msg_ = std::move(msg_w);
     env_ = std::move(env_w);
     id_w.reset();
-    // The id line comes first; EOF without one means queue-inject failed.
-    char c;
+    // queue-inject writes "ID\n" and closes its end; EOF without an id means it failed.
     id_.clear();
-    while (id_.size() < 64) {
-        ssize_t n = ::read(id_r.get(), &c, 1);
+    char buf[128];
+    for (;;) {
+        ssize_t n = ::read(id_r.get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0 || c == '\n') break;
-        id_ += c;
+        if (n <= 0 || id_.size() + static_cast<size_t>(n) > 64) break;
+        id_.append(buf, static_cast<size_t>(n));
+        if (id_.back() == '\n') break;
     }
+    if (!id_.empty() && id_.back() == '\n') id_.pop_back();
     if (!valid_queue_id(id_)) {
         id_.clear();
         broken_ = true;
