@@ -2,9 +2,11 @@
 // and reports each result on fd 1. See local-spawn(8).
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <map>
 
 #include "aliases.hpp"
@@ -105,23 +107,34 @@ private:
         Fd rd(pipefd[0]), wr(pipefd[1]);
         std::string deliver = inst_.path("bin/local-deliver");
         std::string dash = target->ext.empty() ? "" : std::string(1, separator_);
-        pid_t pid = ::fork();
-        if (pid < 0) {
-            report(job, 'Z', "4.3.0 cannot fork");
+        // posix_spawn (vfork-like): no copy-on-write faults in this process
+        // per delivery. The child gets default signal handling back (we
+        // ignore SIGPIPE, SIGTERM and SIGINT ourselves) and an empty mask.
+        const char* argv[] = {"local-deliver", target->user.c_str(), target->home.c_str(), local.c_str(),
+                              dash.c_str(), target->ext.c_str(), domain.c_str(), sender.c_str(),
+                              defaultdelivery_.c_str(), nullptr};
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, msgfd.get(), 0);
+        posix_spawn_file_actions_adddup2(&fa, wr.get(), 1);
+        posix_spawn_file_actions_adddup2(&fa, wr.get(), 2);
+        posix_spawn_file_actions_addchdir_np(&fa, target->home.c_str());
+        posix_spawnattr_init(&attr);
+        sigset_t defaults, empty;
+        sigemptyset(&defaults);
+        for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGCHLD}) sigaddset(&defaults, sig);
+        sigemptyset(&empty);
+        posix_spawnattr_setsigdefault(&attr, &defaults);
+        posix_spawnattr_setsigmask(&attr, &empty);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+        pid_t pid;
+        int rc = ::posix_spawn(&pid, deliver.c_str(), &fa, &attr, const_cast<char* const*>(argv), environ);
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&attr);
+        if (rc != 0) {
+            report(job, 'Z', "4.3.0 cannot run local-deliver: " + std::string(std::strerror(rc)));
             return;
-        }
-        if (pid == 0) {
-            ::dup2(msgfd.get(), 0);
-            ::dup2(wr.get(), 1);
-            ::dup2(wr.get(), 2);
-            ::chdir(target->home.c_str());
-            ::execl(deliver.c_str(), "local-deliver", target->user.c_str(), target->home.c_str(),
-                    local.c_str(), dash.c_str(), target->ext.c_str(), domain.c_str(), sender.c_str(),
-                    defaultdelivery_.c_str(), static_cast<char*>(nullptr));
-            const char err[] = "4.3.0 cannot run local-deliver\n";
-            ssize_t n = ::write(1, err, sizeof err - 1);
-            (void)n;
-            std::_Exit(111);
         }
         wr.reset();
         set_nonblock(rd.get());
