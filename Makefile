@@ -42,10 +42,12 @@ LIBYUBIN := $(BUILD)/libyubin.a
 
 # --- programs: name, sources, extra libraries
 PROGRAMS := queue-inject queue-manager local-spawn local-deliver yubin-start \
-            yubin-setup yubin-user yubin-newaliases sendmail mailq smtpd yubin-listen
+            yubin-setup yubin-user yubin-newaliases sendmail mailq smtpd yubin-listen pop3d \
+            remote-spawn remote-deliver
 
 SRCS_queue-inject  := queue/queue_inject.cpp
-SRCS_queue-manager := queue/queue_manager.cpp queue/scheduler.cpp
+SRCS_queue-manager := queue/queue_manager.cpp queue/scheduler.cpp queue/scheduler_jobs.cpp \
+                      queue/scheduler_bounce.cpp queue/scheduler_config.cpp
 LIBS_queue-manager := -levent
 SRCS_local-spawn   := local/local_spawn.cpp
 LIBS_local-spawn   := -levent
@@ -61,9 +63,22 @@ SRCS_smtpd         := smtpd/smtpd.cpp smtpd/session.cpp
 LIBS_smtpd         := -levent
 SRCS_yubin-listen  := smtpd/yubin_listen.cpp
 LIBS_yubin-listen  := -levent
+SRCS_remote-spawn  := remote/remote_spawn.cpp remote/remote_result.cpp
+LIBS_remote-spawn  := -levent
+# remote-deliver: one run per message and destination; the SMTP client and routing
+REMOTE_LOGIC       := remote/delivery.cpp remote/route.cpp remote/smtp_client.cpp remote/smtp_reply.cpp \
+                      remote/remote_result.cpp
+SRCS_remote-deliver := remote/remote_deliver.cpp remote/smtp_socket.cpp remote/message_file.cpp $(REMOTE_LOGIC)
+LIBS_remote-deliver := -lldns -lssl -lcrypto
+SRCS_pop3d         := pop3d/main.cpp pop3d/config.cpp pop3d/connection.cpp pop3d/front_end.cpp pop3d/session.cpp
+LIBS_pop3d         := -levent -lcrypto
 
 LINK_queue-inject  := $(STATIC_ALL)
 LINK_local-deliver := $(STATIC_ALL)
+# remote-deliver starts once per message and destination: static too. The
+# static libldns and libcrypto carry NSS calls (WKS records, BIO lookups)
+# that it never makes; --no-warnings keeps their link warnings out of the build.
+LINK_remote-deliver := $(STATIC_ALL) -Wl,--no-warnings
 
 PROGRAM_BINS := $(PROGRAMS:%=$(BIN)/%)
 
@@ -92,18 +107,20 @@ $(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p))))
 $(OBJ)/tests/unit/catch_main.o: CXXFLAGS += -Wno-error=maybe-uninitialized -Wno-maybe-uninitialized
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
 # program logic that unit tests reach without sockets
-UNIT_OBJS := $(UNIT_SRCS:%.cpp=$(OBJ)/%.o) $(OBJ)/smtpd/session.o
+UNIT_OBJS := $(UNIT_SRCS:%.cpp=$(OBJ)/%.o) $(OBJ)/smtpd/session.o \
+             $(REMOTE_LOGIC:%.cpp=$(OBJ)/%.o) $(OBJ)/remote/message_file.o \
+             $(patsubst %.cpp,$(OBJ)/%.o,$(filter queue/scheduler%,$(SRCS_queue-manager)))
 $(BUILD)/tests/unit-tests: $(UNIT_OBJS) $(LIBYUBIN)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
-	@$(CXX) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(LIBYUBIN) -lcrypto -levent
+	@$(CXX) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(LIBYUBIN) -lcrypto -levent -lldns
 
 # --- Debian packages
 # liblockfile1 is for bsd-mailx's mail(1), which tests/integration/test_sendmail.py
 # unpacks into build/debs/ with apt-get download (installing it would pull in an MTA).
 DEB_PACKAGES := g++ make libevent-dev libldns-dev libssl-dev catch2 groff-base \
                 python3 ucspi-tcp swaks msmtp ldnsutils \
-                liblockfile1
+                liblockfile1 fetchmail mpop getmail6
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \

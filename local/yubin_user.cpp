@@ -3,6 +3,7 @@
 //   yubin-user passwd NAME   (password on stdin)
 //   yubin-user del NAME
 //   yubin-user list
+//   yubin-user apop NAME on|off   (on: the password on stdin)
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include "io.hpp"
 #include "maildir.hpp"
 #include "password.hpp"
+#include "pop3_credentials.hpp"
 #include "users.hpp"
 
 using namespace yubin;
@@ -21,7 +23,7 @@ using namespace yubin;
 namespace {
 
 int usage() {
-    std::fputs("usage: yubin-user add NAME | passwd NAME | del NAME | list\n", stderr);
+    std::fputs("usage: yubin-user add NAME | passwd NAME | del NAME | list | apop NAME on|off\n", stderr);
     return 64;
 }
 
@@ -30,6 +32,34 @@ std::string read_password() {
     std::getline(std::cin, pw);
     if (!pw.empty() && pw.back() == '\r') pw.pop_back();
     return pw;
+}
+
+// yubin-user apop NAME on|off: APOP needs the password itself on the
+// server (users/apop, mode 0600), so it is kept only for the users who
+// turn APOP on. "on" reads the password and stores it only if it is the
+// user's password.
+int apop(const Instance& inst, const std::vector<UserEntry>& users, const std::string& name,
+         const std::string& mode) {
+    auto it = std::find_if(users.begin(), users.end(), [&](const UserEntry& u) { return u.name == name; });
+    if (it == users.end()) {
+        std::fprintf(stderr, "yubin-user: no user %s\n", name.c_str());
+        return 67;
+    }
+    auto entries = load_apop(inst);
+    entries.erase(std::remove_if(entries.begin(), entries.end(), [&](const ApopEntry& e) { return e.name == name; }),
+                  entries.end());
+    if (mode == "on") {
+        std::string pw = read_password();
+        if (pw.empty() || !verify_password(pw, it->hash)) {
+            std::fprintf(stderr, "yubin-user: that is not the password of %s\n", name.c_str());
+            return 65;
+        }
+        entries.push_back({name, pw});
+    } else if (mode != "off") {
+        return usage();
+    }
+    save_apop(inst, entries);
+    return 0;
 }
 
 }  // namespace
@@ -43,6 +73,10 @@ int main(int argc, char** argv) {
         if (cmd == "list" && argc == 2) {
             for (const auto& u : users) std::printf("%s %s\n", u.name.c_str(), u.home.c_str());
             return 0;
+        }
+        if (cmd == "apop" && argc == 4) {
+            if (!valid_user_name(argv[2])) return usage();
+            return apop(inst, users, argv[2], argv[3]);
         }
         if (argc != 3) return usage();
         const std::string name = argv[2];

@@ -1,5 +1,5 @@
 // The queue-manager's state: messages in queue/cur, their recipients, the
-// jobs handed to the local spawner, retry timers, and bounces.
+// jobs handed to the local and remote spawners, retry timers, and bounces.
 #pragma once
 #include <ctime>
 #include <deque>
@@ -24,6 +24,7 @@ struct Config {
     std::vector<std::pair<std::string, std::string>> virtualdomains;  // domain (".x" = subdomains), prefix
     BackoffPolicy backoff;
     long concurrency_local = 10;
+    long concurrency_remote = 20;
     std::string doublebounceto = "postmaster";
     std::string bouncefrom = "MAILER-DAEMON";
 
@@ -38,30 +39,68 @@ struct Route {
 };
 Route route_recipient(const Config& cfg, const std::string& recipient);
 
+// The most recipients of one message in one remote job (one SMTP transaction
+// at most; RFC 5321 4.5.3.1.8 makes every server take 100).
+inline constexpr size_t max_remote_batch = 100;
+
+// A remote recipient's permanent failure as the text of its P line in
+// queue/info: "TYPE; REMOTE-MTA; TEXT" ("-" for no MTA), so that the bounce
+// after a restart still has its Diagnostic-Code type and Remote-MTA.
+struct RemoteDiagnostic {
+    std::string type = "x-unix";
+    std::string remote_mta;
+    std::string text;
+};
+std::string encode_remote_diagnostic(const RemoteDiagnostic& d);
+RemoteDiagnostic decode_remote_diagnostic(const std::string& line);
+
 class Scheduler {
 public:
-    // to_spawner: fd to write job records to; from_spawner: fd results come on.
-    Scheduler(Instance inst, Config cfg, event_base* base, int to_spawner, int from_spawner);
+    // Job records go to the local spawner on local_jobs and to the remote
+    // spawner on remote_jobs; their results come on local_results and remote_results.
+    Scheduler(Instance inst, Config cfg, event_base* base, int local_jobs, int local_results, int remote_jobs,
+              int remote_results);
     void start();                // scan cur/ and new/, arm events
     void stop();                 // SIGTERM: no new jobs; exit when running jobs are done
 
 private:
-    enum class State { pending, running, done, failed, waiting_remote };
+    enum class State { pending, running, done, failed };
     struct Recipient {
         std::string address;
         Route route;
         State state = State::pending;
+        bool queued = false;          // pending and in a ready queue (not waiting for a retry)
         unsigned failures = 0;
         std::string status, text;     // last failure
+        std::string diag_type = "x-unix", remote_mta;
         time_t last_attempt = 0;
     };
     struct Message {
         std::string id;
         QueueHeader header;
         std::vector<Recipient> rcpts;
-        bool bounce_pending = false;
     };
     using Key = std::pair<std::string, size_t>;   // queue id, recipient index
+    static constexpr size_t finish_marker = static_cast<size_t>(-1);   // a Key for a retried bounce
+    struct Job {
+        bool remote = false;
+        std::string id;                // queue id
+        std::vector<size_t> rcpts;     // recipient indexes
+    };
+    // One spawner: its pipes, and the reader of its results.
+    struct Link {
+        Scheduler* self = nullptr;
+        bool remote = false;
+        int jobs = -1, results = -1;
+        long running = 0;
+        PacketReader reader;
+        EventPtr ev;
+    };
+    // What a spawner said about one recipient.
+    struct Outcome {
+        char code = 'Z';
+        std::string status, text, diag_type = "x-unix", remote_mta;
+    };
 
     static void on_trigger(evutil_socket_t, short, void*);
     static void on_results(evutil_socket_t, short, void*);
@@ -70,9 +109,13 @@ private:
 
     void scan(const char* dir);
     void take_in(const std::string& id, bool from_new);
+    void enqueue(Message& m, size_t index);
     void pump();
-    void handle_result(const Packet& p);
-    void record(Message& m, const InfoLine& line, bool durable);
+    void pump_local();
+    void pump_remote();
+    void handle_result(Link& link, const Packet& p);
+    void apply(Message& m, size_t index, const Outcome& o, std::vector<InfoLine>& lines);
+    void record(Message& m, const std::vector<InfoLine>& lines);
     void schedule_retry(const Key& k, time_t when);
     void arm_timer();
     void fire_due();
@@ -86,15 +129,14 @@ private:
     Instance inst_;
     Config cfg_;
     event_base* base_;
-    int to_spawner_, from_spawner_;
     Log log_;
     Fd trigger_;
-    EventPtr trigger_ev_, results_ev_, timer_ev_, cleanup_ev_;
-    PacketReader reader_;
+    EventPtr trigger_ev_, timer_ev_, cleanup_ev_;
+    Link local_, remote_;
     std::map<std::string, Message> messages_;
-    std::deque<Key> ready_;
+    std::deque<Key> ready_local_, ready_remote_;
     std::multimap<time_t, Key> retries_;
-    std::map<std::string, Key> running_;          // job id -> recipient
+    std::map<std::string, Job> running_;          // job id -> job
     unsigned long long next_job_ = 1;
     bool stopping_ = false;
 };

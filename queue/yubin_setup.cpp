@@ -17,7 +17,8 @@ namespace fs = std::filesystem;
 namespace {
 
 const char* const programs[] = {"queue-inject", "queue-manager", "local-spawn", "local-deliver",
-                                "yubin-start", "yubin-setup", "yubin-user", "yubin-newaliases", "sendmail", "mailq", "smtpd", "yubin-listen"};
+                                "yubin-start", "yubin-setup", "yubin-user", "yubin-newaliases", "sendmail", "mailq", "smtpd", "yubin-listen",
+                                "pop3d", "remote-spawn", "remote-deliver"};
 
 int usage() {
     std::fputs("usage: yubin-setup --single-user DIR [--hostname NAME]\n", stderr);
@@ -96,6 +97,8 @@ int main(int argc, char** argv) {
         control(dir, "queuelifetime", "604800\n");
         control(dir, "concurrencylocal", "10\n");
         control(dir, "concurrencyremote", "20\n");
+        control(dir, "timeoutconnect", "60\n");
+        control(dir, "timeoutremote", "1200\n");
         control(dir, "minbackoff", "60\n");
         control(dir, "maxbackoff", "3600\n");
         control(dir, "doublebounceto", "postmaster\n");

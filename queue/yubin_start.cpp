@@ -1,6 +1,6 @@
 // yubin-start: the supervisor (qmail-start's role). Takes the instance lock,
-// connects queue-manager and local-spawn by two pipes, starts both, and
-// stops them on SIGTERM/SIGINT. See yubin-start(8).
+// connects queue-manager to local-spawn and to remote-spawn by two pipes
+// each, starts the three, and stops them on SIGTERM/SIGINT. See yubin-start(8).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -66,54 +66,70 @@ int main() {
     sigaddset(&mask, SIGHUP);
     ::sigprocmask(SIG_BLOCK, &mask, nullptr);
 
-    int jobs[2], results[2];
-    if (::pipe2(jobs, O_CLOEXEC) < 0 || ::pipe2(results, O_CLOEXEC) < 0) {
+    int jobs[2], results[2], rjobs[2], rresults[2];
+    if (::pipe2(jobs, O_CLOEXEC) < 0 || ::pipe2(results, O_CLOEXEC) < 0 || ::pipe2(rjobs, O_CLOEXEC) < 0 ||
+        ::pipe2(rresults, O_CLOEXEC) < 0) {
         log({{"event", "fatal"}, {"error", "cannot make pipes"}});
         return deliver_exit::temporary;
     }
     int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    pid_t spawner = spawn(*inst, "local-spawn", {{jobs[0], 0}, {results[1], 1}});
-    pid_t manager = spawn(*inst, "queue-manager", {{devnull, 0}, {2, 1}, {jobs[1], 3}, {results[0], 4}});
-    for (int fd : {jobs[0], jobs[1], results[0], results[1], devnull}) ::close(fd);
-    log({{"event", "start"}, {"instance", inst->root()}, {"queue-manager", std::to_string(manager)},
-         {"local-spawn", std::to_string(spawner)}});
+    struct Child {
+        const char* name;
+        pid_t pid;
+    };
+    Child children[] = {
+        {"local-spawn", spawn(*inst, "local-spawn", {{jobs[0], 0}, {results[1], 1}})},
+        {"remote-spawn", spawn(*inst, "remote-spawn", {{rjobs[0], 0}, {rresults[1], 1}})},
+        {"queue-manager", spawn(*inst, "queue-manager",
+                                {{devnull, 0}, {2, 1}, {jobs[1], 3}, {results[0], 4}, {rjobs[1], 5}, {rresults[0], 6}})},
+    };
+    Child& manager = children[2];
+    for (int fd : {jobs[0], jobs[1], results[0], results[1], rjobs[0], rjobs[1], rresults[0], rresults[1], devnull})
+        ::close(fd);
+    log({{"event", "start"}, {"instance", inst->root()}, {"queue-manager", std::to_string(manager.pid)},
+         {"local-spawn", std::to_string(children[0].pid)}, {"remote-spawn", std::to_string(children[1].pid)}});
 
+    auto running = [&] {
+        for (const Child& c : children)
+            if (c.pid > 0) return true;
+        return false;
+    };
     bool stopping = false, failed = false;
     time_t kill_at = 0;
-    while (manager > 0 || spawner > 0) {
+    // Stopping is stopping queue-manager: the spawners end when their input closes.
+    auto stop = [&] {
+        stopping = true;
+        if (manager.pid > 0) ::kill(manager.pid, SIGTERM);
+        kill_at = ::time(nullptr) + stop_timeout;
+    };
+    while (running()) {
         siginfo_t si;
         timespec tick{1, 0};
         int sig = ::sigtimedwait(&mask, &si, &tick);
         if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
             if (!stopping) log({{"event", "stopping"}, {"signal", std::to_string(sig)}});
-            stopping = true;
-            if (manager > 0) ::kill(manager, SIGTERM);
-            kill_at = ::time(nullptr) + stop_timeout;
+            stop();
         }
         int status;
         pid_t pid;
         while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
-            const char* who = pid == manager ? "queue-manager" : pid == spawner ? "local-spawn" : nullptr;
+            Child* who = nullptr;
+            for (Child& c : children)
+                if (c.pid == pid) who = &c;
             if (!who) continue;
-            bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-            log({{"event", "exit"}, {"program", who},
+            log({{"event", "exit"}, {"program", who->name},
                  {"status", WIFEXITED(status) ? std::to_string(WEXITSTATUS(status))
                                               : "signal " + std::to_string(WTERMSIG(status))}});
-            if (pid == manager) manager = 0;
-            else spawner = 0;
-            if (!stopping && !clean) failed = true;
+            who->pid = 0;
             if (!stopping) {
-                // One program died: stop the other (local-spawn ends when its input closes).
-                stopping = true;
-                if (manager > 0) ::kill(manager, SIGTERM);
-                kill_at = ::time(nullptr) + stop_timeout;
+                // One program died: stop the others.
                 failed = true;
+                stop();
             }
         }
-        if (kill_at && ::time(nullptr) >= kill_at) {
-            if (manager > 0) ::kill(manager, SIGKILL);
-            if (spawner > 0) ::kill(spawner, SIGKILL);
-        }
+        if (kill_at && ::time(nullptr) >= kill_at)
+            for (const Child& c : children)
+                if (c.pid > 0) ::kill(c.pid, SIGKILL);
     }
     log({{"event", "stop"}});
     return failed ? deliver_exit::temporary : 0;

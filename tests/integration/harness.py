@@ -36,6 +36,12 @@ class Instance:
         self.logfile = os.path.join(self.dir, "yubin-start.log")
         subprocess.run([os.path.join(BUILD, "bin", "yubin-setup"), "--single-user", self.dir,
                         "--hostname", HOST], check=True, stdout=subprocess.DEVNULL)
+        # Nothing leaves this machine: remote mail goes to a closed loopback
+        # port (refused at once, so it is deferred), and DNS, if a test's own
+        # routes need it, only to loopback. test_remote*.py set their own.
+        self.control("smtproutes", ":127.0.0.1:1")
+        self.control("dnsservers", "127.0.0.1:1")
+        self.control("timeoutdns", "1")
         for name, value in (controls or {}).items():
             self.control(name, value)
         for u in users:
@@ -116,7 +122,8 @@ class Instance:
 
     def cleanup(self):
         self.stop()
-        for prog in ("queue-manager", "local-spawn", "local-deliver", "yubin-start"):
+        for prog in ("queue-manager", "local-spawn", "local-deliver", "remote-spawn", "remote-deliver",
+                     "yubin-start"):
             for pid in self.pids(prog):
                 try:
                     os.kill(pid, signal.SIGKILL)
