@@ -150,7 +150,9 @@ int main() {
     EventBasePtr base(event_base_new_with_config(ecfg));
     event_config_free(ecfg);
     Connection c{&session, base.get(), seconds(static_cast<double>(timeout)), static_cast<int>(timeout), nullptr};
-    set_nonblock(0);
+    // fd 0 stays blocking: on a socket it is the same file as fd 1, and a
+    // full send buffer must make a reply wait (bounded by the alarm), not fail.
+    // One read per readiness never blocks.
     c.ev = make_event(base.get(), 0, EV_READ, on_input, &c);
     send(c, session.greeting());
     event_add(c.ev.get(), &c.timeout);

@@ -3,14 +3,19 @@
 yubin's pop3d and Dovecot's POP3 server side by side on copies of the same
 Maildir, each on its own free loopback port.
 
-For each server, two sessions on the same mailbox, timed from the first
-RETR to the last octet of the last reply (the login and the STAT before
-them are timed apart, "login"):
+Each session logs in, STATs, then RETRs every message; the rate is timed
+from the first RETR to the last octet of the last reply, in two modes:
   sequential  one RETR at a time, the next sent when the reply is complete
               (what poplib, fetchmail and getmail do)
   pipelined   32 RETRs in flight (RFC 2449 PIPELINING; what mpop does)
-Every reply is checked byte for byte against the message file converted to
-CRLF and byte-stuffed; the messages are kept (no DELE).
+Each server gets two sessions per mode, in the order yubin, dovecot,
+dovecot, yubin, and the better of the two counts, so that a change in the
+machine's load during the run favours neither. "login+STAT first" is the
+time to the STAT reply in each server's first session (yubin counts every
+file's size; dovecot builds its index), "last" that in its last one.
+Every reply is checked byte for byte against the message file converted
+to CRLF and byte-stuffed; the messages are kept (no DELE). The server CPU is that of the session process (yubin's pop3d
+session, dovecot's pop3), from /proc.
 
 Dovecot: Debian's dovecot-core and dovecot-pop3d. When they are missing
 and this runs as root, they are installed with service starts refused
@@ -256,7 +261,9 @@ def session(port, mode, server_pid_of):
 
 # --------------------------------------------------------------- servers
 
-def run_yubin(tmp, results):
+def start_yubin(tmp):
+    """A single-user instance with user u and N messages; pop3d behind
+    yubin-listen. Returns the port and a function giving the session's pid."""
     inst = os.path.join(tmp, "yubin")
     subprocess.run([os.path.join(BUILD, "bin", "yubin-setup"), "--single-user", inst, "--hostname",
                     "bench.example"], check=True, stdout=subprocess.DEVNULL, timeout=30)
@@ -274,8 +281,7 @@ def run_yubin(tmp, results):
     def pid():
         found = descendants_running(lst.pid, os.path.join(inst, "bin", "pop3d"))
         return found[0] if found else None
-    for mode in ("sequential", "pipelined"):
-        results.append(dict(session(port, mode, pid), server="yubin pop3d"))
+    return port, pid
 
 
 def ensure_dovecot():
@@ -308,7 +314,9 @@ def ensure_dovecot():
         subprocess.run(["systemctl", "disable", "--now", "dovecot.service", "dovecot.socket"], capture_output=True)
 
 
-def run_dovecot(tmp, results):
+def start_dovecot(tmp):
+    """Dovecot with its own configuration on a copy of yubin's Maildir.
+    Returns the port and a function giving the pop3 process's pid."""
     ensure_dovecot()
     if os.geteuid() != 0:
         raise Unavailable("dovecot's master needs root here")
@@ -360,23 +368,23 @@ service pop3-login {{
     def pid():
         found = descendants_running(master.pid, "/usr/lib/dovecot/pop3")
         return found[0] if found else None
-    for mode in ("sequential", "pipelined"):
-        results.append(dict(session(port, mode, pid), server="dovecot pop3"))
+    return port, pid
 
 
 # ---------------------------------------------------------------- report
 
 def report(results):
-    print("pop3: RETR of %d messages of %d bytes (%d octets each on the wire), one session each"
-          % (N, MSG_SIZE, len(wire(message(0))) + len(b"+OK 4154 octets\r\n")))
-    print("  %-14s %-11s %8s %7s %12s %12s %9s %8s" % ("server", "mode", "msg/s", "MB/s", "server CPU", "client CPU",
-                                                      "login ms", "checked"))
-    print("  %-14s %-11s %8s %7s %12s %12s" % ("", "", "", "", "us/msg", "us/msg"))
+    size = len(message(0).replace(b"\n", b"\r\n"))
+    print("pop3: RETR of %d messages of %d bytes (%d with CRLF, %d octets a reply on the wire), one session each"
+          % (N, MSG_SIZE, size, len(b"+OK %d octets\r\n" % size) + len(wire(message(0)))))
+    print("  %-14s %-11s %8s %7s %11s %11s %13s %8s" % ("server", "mode", "msg/s", "MB/s", "server CPU",
+                                                         "client CPU", "login+STAT", "checked"))
+    print("  %-14s %-11s %8s %7s %11s %11s %13s" % ("", "", "", "", "us/msg", "us/msg", "first/last ms"))
     for r in results:
         cpu = "%.1f" % (r["cpu"] * 1e6 / N) if r["cpu"] is not None else "?"
-        print("  %-14s %-11s %8.0f %7.1f %12s %12.1f %9.1f %8s" % (
+        print("  %-14s %-11s %8.0f %7.1f %11s %11.1f %6.0f/%-6.0f %8s" % (
             r["server"], r["mode"], N / r["wall"], r["octets"] / r["wall"] / 1e6, cpu, r["client"] * 1e6 / N,
-            r["login"] * 1e3, "ok" if r["bad"] == 0 else "%d BAD" % r["bad"]))
+            r["login"] * 1e3, r["last_login"] * 1e3, "ok" if r["bad"] == 0 else "%d BAD" % r["bad"]))
     by = {(r["server"], r["mode"]): r for r in results}
     for mode in ("sequential", "pipelined"):
         y, d = by.get(("yubin pop3d", mode)), by.get(("dovecot pop3", mode))
@@ -396,16 +404,34 @@ def main():
     results = []
     failed = False
     try:
-        run_yubin(tmp, results)
+        servers = {"yubin pop3d": start_yubin(tmp)}
         want = os.environ.get("BENCH_DOVECOT", "auto")
         if want != "0":
             try:
-                run_dovecot(tmp, results)
+                servers["dovecot pop3"] = start_dovecot(tmp)
             except (Unavailable, BenchError) as e:
                 print("pop3: dovecot %s: %s" % ("skipped" if isinstance(e, Unavailable) else "failed", e),
                       flush=True)
                 if want == "1":
                     raise BenchError("dovecot: %s" % e)
+        order = ["yubin pop3d", "dovecot pop3", "dovecot pop3", "yubin pop3d"]
+        first_login, last_login = {}, {}
+        for mode in ("sequential", "pipelined"):
+            best, bad = {}, {}
+            for name in [n for n in order if n in servers]:
+                port, pid = servers[name]
+                r = dict(session(port, mode, pid), server=name)
+                first_login.setdefault(name, r["login"])
+                last_login[name] = r["login"]
+                bad[name] = bad.get(name, 0) + r["bad"]
+                if name not in best or r["wall"] < best[name]["wall"]:
+                    best[name] = r
+            for name, r in best.items():
+                r["bad"] = bad[name]       # a bad reply in either session counts
+                results.append(r)
+        for r in results:
+            r["login"] = first_login[r["server"]]
+            r["last_login"] = last_login[r["server"]]
         report(results)
         failed = any(r["bad"] for r in results if r["server"] == "yubin pop3d")
     except BenchError as e:
