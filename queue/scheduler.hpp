@@ -27,6 +27,7 @@ struct Config {
     long concurrency_remote = 20;
     std::string doublebounceto = "postmaster";
     std::string bouncefrom = "MAILER-DAEMON";
+    char separator = '-';                            // control/extseparator: virtual domain prefix joins with it
 
     static Config load(const Instance& inst);
 };

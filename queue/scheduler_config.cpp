@@ -3,6 +3,7 @@
 
 #include "address.hpp"
 #include "scheduler.hpp"
+#include "users.hpp"
 
 namespace yubin {
 
@@ -33,6 +34,7 @@ Config Config::load(const Instance& inst) {
     c.concurrency_remote = inst.control_long("concurrencyremote", 20, 1, 1000);
     c.doublebounceto = inst.control_string("doublebounceto", "postmaster");
     c.bouncefrom = inst.control_string("bouncefrom", "MAILER-DAEMON");
+    c.separator = extension_separator(inst);
     return c;
 }
 
@@ -57,7 +59,7 @@ Route route_recipient(const Config& cfg, const std::string& recipient) {
     }
     if (best) {
         r.local = true;
-        r.local_part = best->second.empty() ? local : best->second + "-" + local;
+        r.local_part = best->second.empty() ? local : best->second + cfg.separator + local;
     }
     return r;
 }
