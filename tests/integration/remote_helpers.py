@@ -164,3 +164,19 @@ def bounces(inst, user="alice"):
 def send(inst, rcpts, body=b"Subject: remote\n\nhello\n", sender="alice@" + harness.HOST):
     r = inst.sendmail(["-oi", "-f", sender] + list(rcpts), body)
     assert r.returncode == 0, r
+
+
+def run_sender(fn, zone, ips, **controls):
+    """Runs fn(inst, ips) with a nameserver serving zone and a sending
+    instance pointed at it; prints the sender's log on failure and always
+    stops both."""
+    ns = NameServer(zone)
+    inst = sender_instance(ns, **controls)
+    try:
+        fn(inst, ips)
+    except Exception:
+        print("--- sender log (tail) ---\n" + inst.read_log()[-4000:])
+        raise
+    finally:
+        inst.cleanup()
+        ns.stop()

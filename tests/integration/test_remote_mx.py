@@ -6,7 +6,7 @@ import harness
 from harness import wait_for, header_values, body_of, HOST
 
 from fake_smtp import FakeSmtp
-from remote_helpers import NameServer, Receiver, bounces, fresh_ip, send, sender_instance
+from remote_helpers import Receiver, bounces, fresh_ip, run_sender, send, sender_instance
 
 
 def scenario(zone_fn, controls=None):
@@ -15,16 +15,7 @@ def scenario(zone_fn, controls=None):
     def deco(fn):
         def run():
             ips = [fresh_ip() for _ in range(4)]
-            ns = NameServer(zone_fn(ips))
-            inst = sender_instance(ns, **(controls or {}))
-            try:
-                fn(inst, ips)
-            except Exception:
-                print("--- sender log (tail) ---\n" + inst.read_log()[-4000:])
-                raise
-            finally:
-                inst.cleanup()
-                ns.stop()
+            run_sender(fn, zone_fn(ips), ips, **(controls or {}))
         run.__name__ = fn.__name__
         return run
     return deco

@@ -8,7 +8,7 @@ import harness
 from harness import wait_for, queue_dir
 
 from fake_smtp import FakeSmtp
-from remote_helpers import NameServer, bounces, fresh_ip, send, sender_instance, smtp_sink, stop_proc
+from remote_helpers import bounces, fresh_ip, run_sender, send, sender_instance, smtp_sink, stop_proc
 
 
 def two_domains(controls=None):
@@ -16,17 +16,9 @@ def two_domains(controls=None):
     def deco(fn):
         def run():
             ip = [fresh_ip(), fresh_ip()]
-            ns = NameServer({"one.example": {"MX": [(10, "mx.one.example")]}, "mx.one.example": {"A": [ip[0]]},
-                             "two.example": {"MX": [(10, "mx.two.example")]}, "mx.two.example": {"A": [ip[1]]}})
-            inst = sender_instance(ns, **(controls or {}))
-            try:
-                fn(inst, ip)
-            except Exception:
-                print("--- sender log (tail) ---\n" + inst.read_log()[-4000:])
-                raise
-            finally:
-                inst.cleanup()
-                ns.stop()
+            run_sender(fn, {"one.example": {"MX": [(10, "mx.one.example")]}, "mx.one.example": {"A": [ip[0]]},
+                            "two.example": {"MX": [(10, "mx.two.example")]}, "mx.two.example": {"A": [ip[1]]}},
+                       ip, **(controls or {}))
         run.__name__ = fn.__name__
         return run
     return deco

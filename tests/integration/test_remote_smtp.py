@@ -8,7 +8,7 @@ import harness
 from harness import wait_for, HOST
 
 from fake_smtp import FakeSmtp
-from remote_helpers import NameServer, bounces, fresh_ip, send, sender_instance
+from remote_helpers import bounces, fresh_ip, run_sender, send
 
 
 def two_mx(fn):
@@ -16,18 +16,10 @@ def two_mx(fn):
     other.example -> ip[0] too; runs fn(inst, ip)."""
     def run():
         ip = [fresh_ip(), fresh_ip()]
-        ns = NameServer({"far.example": {"MX": [(10, "mx1.far.example"), (20, "mx2.far.example")]},
-                         "other.example": {"MX": [(10, "mx1.far.example")]},
-                         "mx1.far.example": {"A": [ip[0]]}, "mx2.far.example": {"A": [ip[1]]}})
-        inst = sender_instance(ns, timeoutremote="2")
-        try:
-            fn(inst, ip)
-        except Exception:
-            print("--- sender log (tail) ---\n" + inst.read_log()[-4000:])
-            raise
-        finally:
-            inst.cleanup()
-            ns.stop()
+        run_sender(fn, {"far.example": {"MX": [(10, "mx1.far.example"), (20, "mx2.far.example")]},
+                        "other.example": {"MX": [(10, "mx1.far.example")]},
+                        "mx1.far.example": {"A": [ip[0]]}, "mx2.far.example": {"A": [ip[1]]}},
+                   ip, timeoutremote="2")
     run.__name__ = fn.__name__
     return run
 
