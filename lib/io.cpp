@@ -74,6 +74,11 @@ void write_file_atomic(const std::string& path, std::string_view data, int mode)
     std::string tmp = path + ".tmp";
     {
         Fd fd = open_or_throw(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+        if (::geteuid() == 0) {  // root writes on behalf of the directory's owner
+            struct stat dir;
+            if (::stat(dirname_of(path).c_str(), &dir) < 0) throw SysError("stat " + dirname_of(path), errno);
+            if (::fchown(fd.get(), dir.st_uid, dir.st_gid) < 0) throw SysError("chown " + tmp, errno);
+        }
         write_all(fd.get(), data);
         if (::fsync(fd.get()) < 0) throw SysError("fsync " + tmp, errno);
     }

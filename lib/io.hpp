@@ -46,6 +46,8 @@ std::string read_all(int fd, size_t max = SIZE_MAX);
 // Read a whole file; nullopt if it does not exist; throws on other errors.
 std::optional<std::string> read_file(const std::string& path, size_t max = SIZE_MAX);
 // Write a file durably: path.tmp, write, fsync, rename, fsync the directory.
+// Run by root, the file gets the owner and group of its directory (users/
+// of a system instance belongs to yubinv, control/ to root).
 void write_file_atomic(const std::string& path, std::string_view data, int mode = 0644);
 // fsync a directory (so that a rename or create in it is durable).
 void fsync_dir(const std::string& dir);

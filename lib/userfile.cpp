@@ -16,7 +16,7 @@ std::optional<std::string> unsafe_reason(const struct stat& st, uid_t owner, boo
         return std::string("is writable by ") + ((st.st_mode & S_IWOTH) ? "others" : "its group") +
                " (mode " + mode + ")";
     }
-    if (check_owner && st.st_uid != owner)
+    if (check_owner && st.st_uid != owner && st.st_uid != 0)
         return "is owned by uid " + std::to_string(st.st_uid) + ", not by the recipient's uid " +
                std::to_string(owner);
     return std::nullopt;

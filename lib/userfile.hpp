@@ -12,7 +12,9 @@ namespace yubin {
 
 // Why a file or directory with this status must not be trusted by the user
 // `owner`, or nullopt if it may: it is writable by group or others (mode &
-// 022), or (when check_owner) it belongs to another uid.
+// 022), or (when check_owner) it belongs to another uid than owner or root
+// (as Postfix allows for .forward: in a system instance the administrator
+// writes the virtual users' .qmail files as root).
 std::optional<std::string> unsafe_reason(const struct stat& st, uid_t owner, bool check_owner = true);
 
 struct UserFile {

@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "aliases.hpp"
 #include "event.hpp"
@@ -15,6 +17,7 @@
 #include "io.hpp"
 #include "log.hpp"
 #include "packet.hpp"
+#include "privileges.hpp"
 #include "queuefile.hpp"
 #include "users.hpp"
 
@@ -23,6 +26,7 @@ using namespace yubin;
 namespace {
 
 constexpr size_t max_output = 1000;
+constexpr int child_default_signals[] = {SIGPIPE, SIGTERM, SIGINT, SIGCHLD};
 
 struct Child {
     std::string job;
@@ -37,6 +41,7 @@ class Spawner {
 public:
     Spawner(Instance inst, event_base* base) : inst_(std::move(inst)), base_(base), log_("local-spawn") {
         defaultdelivery_ = inst_.control_string("defaultdelivery", "./Maildir/");
+        system_ = system_instance_as_root(inst_.queue_path());
         separator_ = extension_separator(inst_);
         set_nonblock(0);
         jobs_ev_ = make_event(base_, 0, EV_READ | EV_PERSIST, on_jobs, this);
@@ -105,35 +110,28 @@ private:
             return;
         }
         Fd rd(pipefd[0]), wr(pipefd[1]);
-        std::string deliver = inst_.path("bin/local-deliver");
         std::string dash = target->ext.empty() ? "" : std::string(1, separator_);
-        // posix_spawn (vfork-like): no copy-on-write faults in this process
-        // per delivery. The child gets default signal handling back (we
-        // ignore SIGPIPE, SIGTERM and SIGINT ourselves) and an empty mask.
         const char* argv[] = {"local-deliver", target->user.c_str(), target->home.c_str(), local.c_str(),
                               dash.c_str(), target->ext.c_str(), domain.c_str(), sender.c_str(),
                               defaultdelivery_.c_str(), nullptr};
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, msgfd.get(), 0);
-        posix_spawn_file_actions_adddup2(&fa, wr.get(), 1);
-        posix_spawn_file_actions_adddup2(&fa, wr.get(), 2);
-        posix_spawn_file_actions_addchdir_np(&fa, target->home.c_str());
-        posix_spawnattr_init(&attr);
-        sigset_t defaults, empty;
-        sigemptyset(&defaults);
-        for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGCHLD}) sigaddset(&defaults, sig);
-        sigemptyset(&empty);
-        posix_spawnattr_setsigdefault(&attr, &defaults);
-        posix_spawnattr_setsigmask(&attr, &empty);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+        // Run as root, the delivery runs as the owner of the mailbox's home
+        // (yubinv in a system instance); never as root in a system instance.
+        std::optional<Ids> as;
+        if (::geteuid() == 0) {
+            struct stat st;
+            if (::stat(target->home.c_str(), &st) < 0) {
+                report(job, 'Z', "4.3.0 cannot find home " + target->home + ": " + std::strerror(errno));
+                return;
+            }
+            if (st.st_uid != 0) as = Ids{st.st_uid, st.st_gid};
+            else if (system_) {
+                report(job, 'Z', "4.3.0 will not deliver as root: " + target->home + " belongs to root");
+                return;
+            }
+        }
         pid_t pid;
-        int rc = ::posix_spawn(&pid, deliver.c_str(), &fa, &attr, const_cast<char* const*>(argv), environ);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&attr);
-        if (rc != 0) {
-            report(job, 'Z', "4.3.0 cannot run local-deliver: " + std::string(std::strerror(rc)));
+        if (int err = run_deliver(argv, msgfd.get(), wr.get(), target->home, as, &pid)) {
+            report(job, 'Z', "4.3.0 cannot run local-deliver: " + std::string(std::strerror(err)));
             return;
         }
         wr.reset();
@@ -142,6 +140,70 @@ private:
         c.ev = make_event(base_, c.out.get(), EV_READ | EV_PERSIST, on_output, this);
         event_add(c.ev.get(), nullptr);
         children_.emplace(pid, std::move(c));
+    }
+
+    // local-deliver with the message on fd 0 and out on fds 1 and 2, in
+    // home; default signal handling and an empty mask (we ignore SIGPIPE,
+    // SIGTERM and SIGINT ourselves). Returns 0 or an errno value.
+    int run_deliver(const char* const* argv, int msg, int out, const std::string& home, std::optional<Ids> as,
+                    pid_t* pid) {
+        const std::string deliver = inst_.path("bin/local-deliver");
+        if (as) return fork_as(deliver, argv, msg, out, home, *as, pid);
+        // posix_spawn (vfork-like): no copy-on-write faults in this process per delivery.
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, msg, 0);
+        posix_spawn_file_actions_adddup2(&fa, out, 1);
+        posix_spawn_file_actions_adddup2(&fa, out, 2);
+        posix_spawn_file_actions_addchdir_np(&fa, home.c_str());
+        posix_spawnattr_init(&attr);
+        sigset_t defaults, empty;
+        sigemptyset(&defaults);
+        for (int sig : child_default_signals) sigaddset(&defaults, sig);
+        sigemptyset(&empty);
+        posix_spawnattr_setsigdefault(&attr, &defaults);
+        posix_spawnattr_setsigmask(&attr, &empty);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+        int rc = ::posix_spawn(pid, deliver.c_str(), &fa, &attr, const_cast<char* const*>(argv), environ);
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&attr);
+        return rc;
+    }
+
+    // The same with a change of user, which posix_spawn cannot do. The
+    // child reports a failure before exec through a close-on-exec pipe.
+    static int fork_as(const std::string& deliver, const char* const* argv, int msg, int out, const std::string& home,
+                       Ids as, pid_t* pid) {
+        int status[2];
+        if (::pipe2(status, O_CLOEXEC) < 0) return errno;
+        Fd status_rd(status[0]), status_wr(status[1]);
+        *pid = ::fork();
+        if (*pid < 0) return errno;
+        if (*pid == 0) {
+            int err = 0;
+            if (::dup2(msg, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0) err = errno;
+            for (int sig : child_default_signals) ::signal(sig, SIG_DFL);
+            sigset_t empty;
+            sigemptyset(&empty);
+            ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+            if (!err) err = become(as);
+            if (!err && ::chdir(home.c_str()) < 0) err = errno;
+            if (!err) ::execve(deliver.c_str(), const_cast<char* const*>(argv), environ);
+            if (!err) err = errno;
+            ssize_t n = ::write(status_wr.get(), &err, sizeof err);
+            (void)n;
+            std::_Exit(111);
+        }
+        status_wr.reset();
+        int err = 0;
+        ssize_t n;
+        while ((n = ::read(status_rd.get(), &err, sizeof err)) < 0 && errno == EINTR) {}
+        if (n == static_cast<ssize_t>(sizeof err)) {  // exec failed: the child is gone already
+            while (::waitpid(*pid, nullptr, 0) < 0 && errno == EINTR) {}
+            return err;
+        }
+        return 0;
     }
 
     void drain(int fd) {
@@ -210,6 +272,7 @@ private:
     Log log_;
     std::string defaultdelivery_;
     char separator_ = '-';
+    bool system_ = false;
     EventPtr jobs_ev_, sigchld_;
     PacketReader reader_;
     std::map<pid_t, Child> children_;

@@ -15,6 +15,7 @@
 #include "io.hpp"
 #include "maildir.hpp"
 #include "password.hpp"
+#include "privileges.hpp"
 #include "pop3_credentials.hpp"
 #include "users.hpp"
 
@@ -93,6 +94,9 @@ int main(int argc, char** argv) {
             std::string home = inst.path("home/" + name);
             if (::mkdir(home.c_str(), 0700) < 0 && errno != EEXIST) throw SysError("mkdir " + home, errno);
             maildir_create(home + "/Maildir");
+            // Run by root, the mailbox belongs to whoever owns home/ (yubinv in a system instance).
+            for (const char* sub : {"", "/Maildir", "/Maildir/tmp", "/Maildir/new", "/Maildir/cur"})
+                give_owner_of(inst.path("home"), home + sub);
             users.push_back({name, hash_password(read_password()), home});
         } else if (cmd == "passwd") {
             if (it == users.end()) {

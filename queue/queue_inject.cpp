@@ -73,7 +73,8 @@ public:
         for (int attempt = 0; attempt < 10 && !fd_; ++attempt) {
             id_ = make_queue_id(pid);
             path_ = inst.queue_path("tmp/" + id_);
-            int f = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            // 0640: in a system instance remote-spawn reads it through the group (yubin-setup(8)).
+            int f = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
             if (f >= 0) fd_.reset(f);
             else if (errno != EEXIST) throw InjectError{inject_exit::cannot_create, path_ + ": " + std::strerror(errno)};
             else ::usleep(1);
@@ -144,6 +145,19 @@ int inject(const Instance& inst, bool report_id) {
 
 }  // namespace
 
+// Setuid in a system instance, queue-inject trusts nothing its caller set
+// up: a closed fd 2 (or 3 with -i) must not become the queue file, so that
+// an error message or the id line cannot land in it.
+bool std_fds_open(bool report_id) {
+    for (int fd = 0; fd <= (report_id ? id_fd : 2); ++fd) {
+        if (::fcntl(fd, F_GETFD) >= 0) continue;
+        if (fd != 2) return false;
+        int null = ::open("/dev/null", O_WRONLY);
+        if (null != 2) return false;
+    }
+    return true;
+}
+
 int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
     ::signal(SIGALRM, [](int) { exit_with(inject_exit::timeout, ""); });
@@ -151,7 +165,8 @@ int main(int argc, char** argv) {
     bool report_id = false;
     if (argc == 2 && std::strcmp(argv[1], "-i") == 0) report_id = true;
     else if (argc != 1) exit_with(inject_exit::internal, "usage: queue-inject [-i]");
-    ::umask(077);
+    if (!std_fds_open(report_id)) exit_with(inject_exit::internal, "fd 0, 1 or 3 is not open");
+    ::umask(027);
     try {
         Instance inst = Instance::of_this_program();
         return inject(inst, report_id);

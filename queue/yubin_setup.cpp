@@ -1,7 +1,9 @@
-// yubin-setup --single-user DIR [--hostname NAME]: creates an instance.
-// See yubin-setup(8).
+// yubin-setup --single-user DIR | --system DIR [--hostname NAME]: creates
+// an instance. See yubin-setup(8).
 #include <limits.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -10,6 +12,7 @@
 
 #include "io.hpp"
 #include "maildir.hpp"
+#include "privileges.hpp"
 
 using namespace yubin;
 namespace fs = std::filesystem;
@@ -21,7 +24,8 @@ const char* const programs[] = {"queue-inject", "queue-manager", "local-spawn", 
                                 "pop3d", "remote-spawn", "remote-deliver"};
 
 int usage() {
-    std::fputs("usage: yubin-setup --single-user DIR [--hostname NAME]\n", stderr);
+    std::fputs("usage: yubin-setup --single-user DIR [--hostname NAME]\n"
+               "       yubin-setup --system DIR [--hostname NAME]   (as root)\n", stderr);
     return 64;
 }
 
@@ -51,24 +55,109 @@ void install_program(const std::string& from_dir, const std::string& to_dir, con
     if (::rename(tmp.c_str(), (to_dir + "/" + name).c_str()) < 0) throw SysError("install " + std::string(name), errno);
 }
 
+// --system: DIR and every directory above it must belong to root and be
+// writable by nobody else (a sticky /tmp is fine), or another user could
+// swap the programs or the queue under the setuid queue-inject.
+void check_ancestors(const std::string& dir) {
+    for (std::string d = dir;; d = dirname_of(d)) {
+        struct stat st;
+        if (::stat(d.c_str(), &st) < 0) throw SysError("stat " + d, errno);
+        if (st.st_uid != 0) throw std::runtime_error(d + " is not owned by root");
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+            throw std::runtime_error(d + " is writable by others than root");
+        if (d == "/") return;
+    }
+}
+
+// The user NAME with its own group, created by useradd when missing.
+Ids system_user_ids(const char* name, const std::string& home) {
+    if (!lookup_user(name)) {
+        const char* argv[] = {"useradd", "--system", "--user-group", "--no-create-home", "--home-dir", home.c_str(),
+                              "--shell", "/usr/sbin/nologin", name, nullptr};
+        pid_t pid;
+        int rc = ::posix_spawn(&pid, "/usr/sbin/useradd", nullptr, nullptr, const_cast<char* const*>(argv), environ);
+        if (rc != 0) throw SysError("cannot run /usr/sbin/useradd", rc);
+        int status = 0;
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            throw std::runtime_error(std::string("useradd ") + name + " failed");
+    }
+    auto ids = lookup_user(name);
+    if (!ids) throw std::runtime_error(std::string("no user ") + name + " after useradd");
+    if (ids->uid == 0 || ids->gid == 0) throw std::runtime_error(std::string(name) + " has uid or gid 0");
+    return *ids;
+}
+
+void chown_tree(const std::string& top, Ids ids) {
+    if (::lchown(top.c_str(), ids.uid, ids.gid) < 0) throw SysError("chown " + top, errno);
+    for (const auto& e : fs::recursive_directory_iterator(top))
+        if (::lchown(e.path().c_str(), ids.uid, ids.gid) < 0) throw SysError("chown " + e.path().string(), errno);
+}
+
+void set_mode(const std::string& path, mode_t mode) {
+    if (::chmod(path.c_str(), mode) < 0) throw SysError("chmod " + path, errno);
+}
+
+// The privilege split of a system instance (yubin-setup(8)): the queue
+// belongs to yubinq, and queue-inject is setuid yubinq so that smtpd
+// (yubind), sendmail (any user) and local-deliver (yubinv) can queue a
+// message without being able to read the queue; tmp/ is setgid so that
+// every queue file gets the group yubinq, which remote-spawn (yubinr) runs
+// with to read them. Mailboxes, the alias home and users/ belong to yubinv.
+void make_system(const std::string& dir) {
+    Ids queue = system_user_ids(system_user::queue, dir + "/queue");
+    system_user_ids(system_user::smtpd, dir);
+    system_user_ids(system_user::remote, dir);
+    Ids mailbox = system_user_ids(system_user::mailbox, dir + "/home");
+
+    for (const char* sub : {"", "/bin", "/control"}) {
+        if (::lchown((dir + sub).c_str(), 0, 0) < 0) throw SysError("chown " + dir + sub, errno);
+        set_mode(dir + sub, 0755);
+    }
+    chown_tree(dir + "/queue", queue);
+    set_mode(dir + "/queue", 0750);
+    set_mode(dir + "/queue/tmp", 02750);
+    set_mode(dir + "/queue/new", 0750);
+    set_mode(dir + "/queue/cur", 0750);
+    set_mode(dir + "/queue/info", 0700);
+    set_mode(dir + "/queue/lock", 0700);
+    for (const char* sub : {"/home", "/alias", "/users"}) chown_tree(dir + sub, mailbox);
+    set_mode(dir + "/users", 0700);
+
+    std::string inject = dir + "/bin/queue-inject";
+    if (::chown(inject.c_str(), queue.uid, queue.gid) < 0) throw SysError("chown " + inject, errno);
+    set_mode(inject, 04711);  // after chown, which clears the setuid bit
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::string dir, hostname;
-    bool single = false;
+    bool single = false, system = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (a == "--single-user" && i + 1 < argc) { single = true; dir = argv[++i]; }
+        if (a == "--single-user" && i + 1 < argc && !system) { single = true; dir = argv[++i]; }
+        else if (a == "--system" && i + 1 < argc && !single) { system = true; dir = argv[++i]; }
         else if (a == "--hostname" && i + 1 < argc) hostname = argv[++i];
         else return usage();
     }
-    if (!single || dir.empty()) return usage();
+    if ((!single && !system) || dir.empty()) return usage();
+    if (system && ::geteuid() != 0) {
+        std::fputs("yubin-setup: --system needs root (it creates users and a setuid queue-inject)\n", stderr);
+        return 77;
+    }
     if (hostname.empty()) hostname = this_hostname();
     if (hostname.find_first_of(" \t\r\n/:") != std::string::npos) {
         std::fputs("yubin-setup: bad host name\n", stderr);
         return 64;
     }
     try {
+        if (system) {  // before anything is made there
+            char parent[PATH_MAX];
+            std::string above = dirname_of(dir);
+            if (!::realpath(above.c_str(), parent)) throw SysError("realpath " + above, errno);
+            check_ancestors(parent);
+        }
         mkdir_mode(dir, 0755);
         char real[PATH_MAX];
         if (!::realpath(dir.c_str(), real)) throw SysError("realpath " + dir, errno);
@@ -105,11 +194,12 @@ int main(int argc, char** argv) {
         control(dir, "bouncefrom", "MAILER-DAEMON\n");
         std::string passwd = dir + "/users/passwd";
         if (::access(passwd.c_str(), F_OK) != 0) write_file_atomic(passwd, "", 0600);
+        if (system) make_system(dir);
         fsync_dir(dir);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "yubin-setup: %s\n", e.what());
         return 111;
     }
-    std::printf("yubin-setup: instance ready in %s\n", dir.c_str());
+    std::printf("yubin-setup: %s instance ready in %s\n", system ? "system" : "single-user", dir.c_str());
     return 0;
 }

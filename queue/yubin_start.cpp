@@ -4,16 +4,19 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 
 #include "exitcodes.hpp"
 #include "instance.hpp"
 #include "io.hpp"
 #include "log.hpp"
+#include "privileges.hpp"
 
 using namespace yubin;
 
@@ -21,13 +24,21 @@ namespace {
 
 constexpr int stop_timeout = 150;  // seconds before a child that ignores SIGTERM is killed
 
-// Fork and exec INSTANCE/bin/NAME with the given fds placed on 0..n.
-// The lock fd stays open in the child, so the instance stays locked while
-// any of the programs runs.
-pid_t spawn(const Instance& inst, const char* name, std::initializer_list<std::pair<int, int>> fds) {
+// Fork and exec INSTANCE/bin/NAME with the given fds placed on 0..n, as
+// the user `as` when given. The lock fd stays open in the child, so the
+// instance stays locked while any of the programs runs.
+pid_t spawn(const Instance& inst, const char* name, std::optional<Ids> as,
+            std::initializer_list<std::pair<int, int>> fds) {
     std::string path = inst.path(std::string("bin/") + name);
     pid_t pid = ::fork();
     if (pid != 0) return pid;
+    if (as) {
+        if (int err = become(*as)) {
+            errno = err;
+            std::perror("yubin-start: cannot change user");
+            std::_Exit(deliver_exit::temporary);
+        }
+    }
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -58,6 +69,25 @@ int main() {
         return deliver_exit::temporary;
     }
 
+    // A system instance started by root: queue-manager as the queue's
+    // owner, remote-spawn as yubinr with the queue's group (to read the
+    // messages), local-spawn stays root to run each delivery as the
+    // mailbox's owner. Otherwise every program runs as we do.
+    std::optional<Ids> manager_ids, remote_ids;
+    try {
+        if (system_instance_as_root(inst->queue_path())) {
+            struct stat st;
+            if (::stat(inst->queue_path().c_str(), &st) < 0) throw SysError("stat queue", errno);
+            manager_ids = Ids{st.st_uid, st.st_gid};
+            auto remote = lookup_user(system_user::remote);
+            if (!remote) throw std::runtime_error(std::string("no user ") + system_user::remote);
+            remote_ids = Ids{remote->uid, st.st_gid};
+        }
+    } catch (const std::exception& e) {
+        log({{"event", "fatal"}, {"error", e.what()}});
+        return deliver_exit::temporary;
+    }
+
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
@@ -78,9 +108,9 @@ int main() {
         pid_t pid;
     };
     Child children[] = {
-        {"local-spawn", spawn(*inst, "local-spawn", {{jobs[0], 0}, {results[1], 1}})},
-        {"remote-spawn", spawn(*inst, "remote-spawn", {{rjobs[0], 0}, {rresults[1], 1}})},
-        {"queue-manager", spawn(*inst, "queue-manager",
+        {"local-spawn", spawn(*inst, "local-spawn", std::nullopt, {{jobs[0], 0}, {results[1], 1}})},
+        {"remote-spawn", spawn(*inst, "remote-spawn", remote_ids, {{rjobs[0], 0}, {rresults[1], 1}})},
+        {"queue-manager", spawn(*inst, "queue-manager", manager_ids,
                                 {{devnull, 0}, {2, 1}, {jobs[1], 3}, {results[0], 4}, {rjobs[1], 5}, {rresults[0], 6}})},
     };
     Child& manager = children[2];

@@ -29,6 +29,37 @@ def wait_for(pred, timeout=30.0, what="condition", interval=0.02):
         time.sleep(interval)
 
 
+def program_pids(path):
+    """Pids of the processes running the executable at path."""
+    out = []
+    exe = os.path.realpath(path)
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            if os.readlink("/proc/%s/exe" % p) == exe:
+                out.append(int(p))
+        except OSError:
+            pass
+    return out
+
+
+def maildir_files(maildir):
+    """Paths of the messages in a Maildir: new/ then cur/, each sorted by name."""
+    return [os.path.join(maildir, sub, name) for sub in ("new", "cur")
+            for name in sorted(os.listdir(os.path.join(maildir, sub)))]
+
+
+def kill_programs(instance_dir, programs):
+    """SIGKILL every process running one of the instance's programs."""
+    for prog in programs:
+        for pid in program_pids(os.path.join(instance_dir, "bin", prog)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 class Instance:
     def __init__(self, controls=None, users=("alice",)):
         self.dir = tempfile.mkdtemp(prefix="yubin-test.")
@@ -101,17 +132,7 @@ class Instance:
 
     def pids(self, program):
         """Pids of a program of this instance (by its executable path)."""
-        out = []
-        exe = os.path.realpath(self.bin(program))
-        for p in os.listdir("/proc"):
-            if not p.isdigit():
-                continue
-            try:
-                if os.readlink("/proc/%s/exe" % p) == exe:
-                    out.append(int(p))
-            except OSError:
-                pass
-        return out
+        return program_pids(self.bin(program))
 
     def read_log(self):
         try:
@@ -122,13 +143,8 @@ class Instance:
 
     def cleanup(self):
         self.stop()
-        for prog in ("queue-manager", "local-spawn", "local-deliver", "remote-spawn", "remote-deliver",
-                     "yubin-start"):
-            for pid in self.pids(prog):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        kill_programs(self.dir, ("queue-manager", "local-spawn", "local-deliver", "remote-spawn", "remote-deliver",
+                                 "yubin-start"))
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- mail
@@ -141,11 +157,9 @@ class Instance:
     def messages(self, user):
         """Contents of every message in the user's Maildir (new/ and cur/)."""
         out = []
-        for sub in ("new", "cur"):
-            d = os.path.join(self.maildir(user), sub)
-            for name in sorted(os.listdir(d)):
-                with open(os.path.join(d, name), "rb") as f:
-                    out.append(f.read())
+        for path in maildir_files(self.maildir(user)):
+            with open(path, "rb") as f:
+                out.append(f.read())
         return out
 
     def count(self, user):

@@ -25,6 +25,10 @@ TEST_CASE("unsafe_reason: group or other write, another owner", "[dotqmail][user
     CHECK(unsafe_reason(st, 1001) ==
           std::optional<std::string>("is owned by uid 1000, not by the recipient's uid 1001"));
     CHECK_FALSE(unsafe_reason(st, 1001, false).has_value());
+    st.st_uid = 0;  // root's files are trusted by everyone, unless others may write them
+    CHECK_FALSE(unsafe_reason(st, 1001).has_value());
+    st.st_mode = S_IFREG | 0666;
+    CHECK(unsafe_reason(st, 1001) == std::optional<std::string>("is writable by others (mode 0666)"));
 }
 
 TEST_CASE("read_user_file: absent, ok, unsafe, not regular, too large", "[dotqmail][userfile]") {
@@ -43,8 +47,12 @@ TEST_CASE("read_user_file: absent, ok, unsafe, not regular, too large", "[dotqma
     CHECK(f.state == UserFile::State::unsafe);
     CHECK(f.reason == dir / ".qmail is writable by its group (mode 0620)");
     REQUIRE(::chmod((dir / ".qmail").c_str(), 0644) == 0);
-    f = read_user_file(dir / ".qmail", me + 1);
+    // Another user's file is unsafe (root's would be trusted: give it away first).
+    const uid_t owner = me == 0 ? 12345 : me;
+    if (me == 0) REQUIRE(::chown((dir / ".qmail").c_str(), owner, owner) == 0);
+    f = read_user_file(dir / ".qmail", owner + 1);
     CHECK(f.state == UserFile::State::unsafe);
+    if (me == 0) REQUIRE(::chown((dir / ".qmail").c_str(), 0, 0) == 0);
 
     // A symbolic link is judged by its target; a dangling one is absent.
     REQUIRE(::symlink((dir / ".qmail").c_str(), (dir / ".qmail-link").c_str()) == 0);

@@ -1,0 +1,49 @@
+// The users of a system instance, and giving up root for one of them.
+//
+// A system instance (yubin-setup --system, run as root) has four users of
+// its own, qmail-style; a single-user instance has none (every program runs
+// as the instance's owner). See yubin-setup(8).
+#pragma once
+#include <optional>
+#include <string>
+#include <sys/types.h>
+
+namespace yubin {
+
+namespace system_user {
+// Owns queue/ (group too); queue-inject is setuid to it and queue-manager runs as it.
+inline constexpr const char* queue = "yubinq";
+// smtpd runs as it (yubin-listen -u/-g, tcpserver -u/-g).
+inline constexpr const char* smtpd = "yubind";
+// remote-spawn and remote-deliver run as it, with the queue's group, to read messages.
+inline constexpr const char* remote = "yubinr";
+// Owns the virtual mailboxes (home/, alias/, users/); local-deliver runs as it for them, pop3d too.
+inline constexpr const char* mailbox = "yubinv";
+}  // namespace system_user
+
+struct Ids {
+    uid_t uid;
+    gid_t gid;
+};
+
+// The uid and primary gid of a user from the password database, or nullopt.
+std::optional<Ids> lookup_user(const std::string& name);
+
+// Become uid/gid for good: no supplementary groups, then the group, then
+// the user; checks that root cannot be taken back. Returns 0 or an errno
+// value. Only system calls, so a forked child may call it before exec.
+int become(Ids ids);
+
+// Is this a system instance seen by root? True when we run as root and the
+// instance's queue/ belongs to someone else (yubin-setup --system gives it
+// to yubinq); a single-user instance, root's included, has its queue owned
+// by its owner. Throws SysError when queue/ cannot be examined.
+bool system_instance_as_root(const std::string& queue_dir);
+
+}  // namespace yubin
+
+namespace yubin {
+// Run by root: give path the owner and group of model (a directory of the
+// instance). Otherwise nothing. Throws SysError.
+void give_owner_of(const std::string& model, const std::string& path);
+}  // namespace yubin
