@@ -2,7 +2,8 @@
 #   make            build everything into build/ (programs in build/bin/)
 #   make check      build and run every test; ends with "N passed, N failed"
 #   make check SANITIZE=1   the same under AddressSanitizer and UBSan
-#   make run        create ./run as a single-user instance and start it
+#   make run        create ./run as a single-user instance and start it; as root, a
+#                   system instance (smtpd as yubind, pop3d as yubinv; tests/run-instance)
 #   make bench      benchmarks (see tests/bench/)
 #   make deps       install the Debian packages the build and tests need
 

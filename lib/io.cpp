@@ -73,7 +73,10 @@ void fsync_dir(const std::string& dir) {
 void write_file_atomic(const std::string& path, std::string_view data, int mode) {
     std::string tmp = path + ".tmp";
     {
-        Fd fd = open_or_throw(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+        // A fresh file, never one found there (not a symbolic link someone
+        // planted): a stale tmp of a crashed run is removed first.
+        if (::unlink(tmp.c_str()) < 0 && errno != ENOENT) throw SysError("unlink " + tmp, errno);
+        Fd fd = open_or_throw(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (::geteuid() == 0) {  // root writes on behalf of the directory's owner
             struct stat dir;
             if (::stat(dirname_of(path).c_str(), &dir) < 0) throw SysError("stat " + dirname_of(path), errno);

@@ -60,7 +60,7 @@ std::vector<ApopEntry> load_apop(const Instance& inst) {
 }
 
 void save_apop(const Instance& inst, const std::vector<ApopEntry>& entries) {
-    write_file_atomic(inst.path("users/apop"), format_apop(entries), 0600);
+    write_file_atomic(inst.path("users/apop"), format_apop(entries), 0640);
 }
 
 std::string apop_digest(std::string_view timestamp, std::string_view secret) {

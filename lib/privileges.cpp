@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <vector>
 
 #include "io.hpp"
@@ -28,22 +29,34 @@ int become(Ids ids) {
     return 0;
 }
 
-bool system_instance_as_root(const std::string& queue_dir) {
+bool system_instance_as_root(const std::string& queue_dir, const char* queue_user) {
     if (::geteuid() != 0) return false;
     struct stat st;
     if (::stat(queue_dir.c_str(), &st) < 0) throw SysError("stat " + queue_dir, errno);
-    return st.st_uid != 0;
+    if (st.st_uid == 0) return false;
+    auto owner = lookup_user(queue_user);
+    return owner && owner->uid == st.st_uid;
 }
 
-}  // namespace yubin
-
-namespace yubin {
-
-void give_owner_of(const std::string& model, const std::string& path) {
+ActAsOwnerOf::ActAsOwnerOf(const std::string& dir) {
     if (::geteuid() != 0) return;
     struct stat st;
-    if (::stat(model.c_str(), &st) < 0) throw SysError("stat " + model, errno);
-    if (::lchown(path.c_str(), st.st_uid, st.st_gid) < 0) throw SysError("chown " + path, errno);
+    if (::lstat(dir.c_str(), &st) < 0) throw SysError("stat " + dir, errno);
+    if (!S_ISDIR(st.st_mode)) throw SysError(dir + " is not a directory", ENOTDIR);
+    if (st.st_uid == 0) return;
+    if (::setegid(st.st_gid) < 0) throw SysError("setegid", errno);
+    if (::seteuid(st.st_uid) < 0) {
+        int err = errno;
+        ::setegid(0);
+        throw SysError("seteuid", err);
+    }
+    switched_ = true;
+}
+
+ActAsOwnerOf::~ActAsOwnerOf() {
+    if (!switched_) return;
+    if (::seteuid(0) < 0 || ::setegid(0) < 0) std::_Exit(111);  // cannot happen: the saved uid is 0
 }
 
 }  // namespace yubin
+

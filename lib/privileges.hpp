@@ -17,7 +17,8 @@ inline constexpr const char* queue = "yubinq";
 inline constexpr const char* smtpd = "yubind";
 // remote-spawn and remote-deliver run as it, with the queue's group, to read messages.
 inline constexpr const char* remote = "yubinr";
-// Owns the virtual mailboxes (home/, alias/, users/); local-deliver runs as it for them, pop3d too.
+// Owns the virtual mailboxes (home/, alias/; users/ is root's with its group); local-deliver runs as it
+// for them, pop3d too.
 inline constexpr const char* mailbox = "yubinv";
 }  // namespace system_user
 
@@ -35,15 +36,27 @@ std::optional<Ids> lookup_user(const std::string& name);
 int become(Ids ids);
 
 // Is this a system instance seen by root? True when we run as root and the
-// instance's queue/ belongs to someone else (yubin-setup --system gives it
-// to yubinq); a single-user instance, root's included, has its queue owned
-// by its owner. Throws SysError when queue/ cannot be examined.
-bool system_instance_as_root(const std::string& queue_dir);
+// instance's queue/ belongs to the user queue_user (yubin-setup --system
+// gives it to yubinq); a single-user instance, root's own or a user's, has
+// its queue owned by its owner. Throws SysError when queue/ cannot be
+// examined.
+bool system_instance_as_root(const std::string& queue_dir, const char* queue_user = system_user::queue);
+
+// Run by root: until destroyed, act (effective uid and gid) as the owner
+// of dir, so that what root makes inside a directory another user owns is
+// made with that user's rights and belongs to that user; a symbolic link
+// planted there then leads nowhere root could write. Otherwise (not root,
+// or dir belongs to root) nothing changes. Throws SysError.
+class ActAsOwnerOf {
+public:
+    explicit ActAsOwnerOf(const std::string& dir);
+    ~ActAsOwnerOf();
+    ActAsOwnerOf(const ActAsOwnerOf&) = delete;
+    ActAsOwnerOf& operator=(const ActAsOwnerOf&) = delete;
+
+private:
+    bool switched_ = false;
+};
 
 }  // namespace yubin
 
-namespace yubin {
-// Run by root: give path the owner and group of model (a directory of the
-// instance). Otherwise nothing. Throws SysError.
-void give_owner_of(const std::string& model, const std::string& path);
-}  // namespace yubin

@@ -38,7 +38,7 @@ std::vector<UserEntry> load_users(const Instance& inst) {
 }
 
 void save_users(const Instance& inst, const std::vector<UserEntry>& users) {
-    write_file_atomic(inst.path("users/passwd"), format_passwd(users), 0600);
+    write_file_atomic(inst.path("users/passwd"), format_passwd(users), 0640);
 }
 
 bool valid_user_name(std::string_view name) {

@@ -118,9 +118,14 @@ private:
         // (yubinv in a system instance); never as root in a system instance.
         std::optional<Ids> as;
         if (::geteuid() == 0) {
+            // lstat: a symbolic link in home/ (which yubinv owns) must not lend its target's owner.
             struct stat st;
-            if (::stat(target->home.c_str(), &st) < 0) {
+            if (::lstat(target->home.c_str(), &st) < 0) {
                 report(job, 'Z', "4.3.0 cannot find home " + target->home + ": " + std::strerror(errno));
+                return;
+            }
+            if (!S_ISDIR(st.st_mode)) {
+                report(job, 'Z', "4.3.0 home " + target->home + " is not a directory");
                 return;
             }
             if (st.st_uid != 0) as = Ids{st.st_uid, st.st_gid};

@@ -36,7 +36,7 @@ std::string read_password() {
 }
 
 // yubin-user apop NAME on|off: APOP needs the password itself on the
-// server (users/apop, mode 0600), so it is kept only for the users who
+// server (users/apop, mode 0640: pop3d reads it through the group), so it is kept only for the users who
 // turn APOP on. "on" reads the password and stores it only if it is the
 // user's password.
 int apop(const Instance& inst, const std::vector<UserEntry>& users, const std::string& name,
@@ -92,11 +92,12 @@ int main(int argc, char** argv) {
                 return 65;
             }
             std::string home = inst.path("home/" + name);
-            if (::mkdir(home.c_str(), 0700) < 0 && errno != EEXIST) throw SysError("mkdir " + home, errno);
-            maildir_create(home + "/Maildir");
-            // Run by root, the mailbox belongs to whoever owns home/ (yubinv in a system instance).
-            for (const char* sub : {"", "/Maildir", "/Maildir/tmp", "/Maildir/new", "/Maildir/cur"})
-                give_owner_of(inst.path("home"), home + sub);
+            {
+                // Run by root, the mailbox is made by (and belongs to) whoever owns home/: yubinv in a system instance.
+                ActAsOwnerOf as(inst.path("home"));
+                if (::mkdir(home.c_str(), 0700) < 0 && errno != EEXIST) throw SysError("mkdir " + home, errno);
+                maildir_create(home + "/Maildir");
+            }
             users.push_back({name, hash_password(read_password()), home});
         } else if (cmd == "passwd") {
             if (it == users.end()) {

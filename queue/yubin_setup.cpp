@@ -1,6 +1,8 @@
 // yubin-setup --single-user DIR | --system DIR [--hostname NAME]: creates
 // an instance. See yubin-setup(8).
 #include <limits.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -9,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include "io.hpp"
 #include "maildir.hpp"
@@ -69,13 +72,18 @@ void check_ancestors(const std::string& dir) {
     }
 }
 
-// The user NAME with its own group, created by useradd when missing.
+// The user NAME, created by useradd when missing, with its own group (the
+// existing group of that name, if a removed user left one behind).
 Ids system_user_ids(const char* name, const std::string& home) {
     if (!lookup_user(name)) {
-        const char* argv[] = {"useradd", "--system", "--user-group", "--no-create-home", "--home-dir", home.c_str(),
-                              "--shell", "/usr/sbin/nologin", name, nullptr};
+        std::vector<const char*> argv = {"useradd", "--system", "--no-create-home", "--home-dir", home.c_str(),
+                                         "--shell", "/usr/sbin/nologin"};
+        if (::getgrnam(name)) argv.insert(argv.end(), {"--gid", name});
+        else argv.push_back("--user-group");
+        argv.insert(argv.end(), {name, nullptr});
         pid_t pid;
-        int rc = ::posix_spawn(&pid, "/usr/sbin/useradd", nullptr, nullptr, const_cast<char* const*>(argv), environ);
+        int rc = ::posix_spawn(&pid, "/usr/sbin/useradd", nullptr, nullptr, const_cast<char* const*>(argv.data()),
+                               environ);
         if (rc != 0) throw SysError("cannot run /usr/sbin/useradd", rc);
         int status = 0;
         while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
@@ -88,14 +96,41 @@ Ids system_user_ids(const char* name, const std::string& home) {
     return *ids;
 }
 
+// --system on a directory that exists: it must be a real directory of
+// root's (a first run, or an instance root made). A user's single-user
+// instance is not converted in place: its owner could swap a directory for
+// a symbolic link while root works inside it.
+void check_existing_dir(const std::string& dir) {
+    struct stat st;
+    if (::lstat(dir.c_str(), &st) < 0) {
+        if (errno == ENOENT) return;
+        throw SysError("stat " + dir, errno);
+    }
+    if (!S_ISDIR(st.st_mode)) throw std::runtime_error(dir + " is not a directory");
+    if (st.st_uid != 0)
+        throw std::runtime_error(dir + " belongs to uid " + std::to_string(st.st_uid) +
+                                 ": make the system instance in a new directory and move the mail over");
+}
+
+// Ownership and modes change without following symbolic links: on a second
+// run, queue/ and home/ belong to other users, who might have put one there.
+// A tree that already belongs to its user (a second run) is left alone:
+// that user could swap a directory inside it for a link while we walk.
 void chown_tree(const std::string& top, Ids ids) {
+    struct stat st;
+    if (::lstat(top.c_str(), &st) < 0) throw SysError("stat " + top, errno);
+    if (!S_ISDIR(st.st_mode)) throw std::runtime_error(top + " is not a directory");
+    if (st.st_uid == ids.uid && st.st_gid == ids.gid && ids.uid != 0) return;
     if (::lchown(top.c_str(), ids.uid, ids.gid) < 0) throw SysError("chown " + top, errno);
     for (const auto& e : fs::recursive_directory_iterator(top))
         if (::lchown(e.path().c_str(), ids.uid, ids.gid) < 0) throw SysError("chown " + e.path().string(), errno);
 }
 
 void set_mode(const std::string& path, mode_t mode) {
-    if (::chmod(path.c_str(), mode) < 0) throw SysError("chmod " + path, errno);
+    struct stat st;
+    if (::lstat(path.c_str(), &st) < 0) throw SysError("stat " + path, errno);
+    if (S_ISLNK(st.st_mode)) throw std::runtime_error(path + " is a symbolic link");
+    if (::fchmodat(AT_FDCWD, path.c_str(), mode, AT_SYMLINK_NOFOLLOW) < 0) throw SysError("chmod " + path, errno);
 }
 
 // The privilege split of a system instance (yubin-setup(8)): the queue
@@ -103,15 +138,19 @@ void set_mode(const std::string& path, mode_t mode) {
 // (yubind), sendmail (any user) and local-deliver (yubinv) can queue a
 // message without being able to read the queue; tmp/ is setgid so that
 // every queue file gets the group yubinq, which remote-spawn (yubinr) runs
-// with to read them. Mailboxes, the alias home and users/ belong to yubinv.
+// with to read them. Mailboxes and the alias home belong to yubinv; users/
+// belongs to root with the group yubinv, so that pop3d (yubinv) can read
+// the passwords but nobody but root can say where a mailbox is.
 void make_system(const std::string& dir) {
     Ids queue = system_user_ids(system_user::queue, dir + "/queue");
     system_user_ids(system_user::smtpd, dir);
     system_user_ids(system_user::remote, dir);
     Ids mailbox = system_user_ids(system_user::mailbox, dir + "/home");
 
-    for (const char* sub : {"", "/bin", "/control"}) {
-        if (::lchown((dir + sub).c_str(), 0, 0) < 0) throw SysError("chown " + dir + sub, errno);
+    if (::lchown(dir.c_str(), 0, 0) < 0) throw SysError("chown " + dir, errno);
+    set_mode(dir, 0755);
+    for (const char* sub : {"/bin", "/control"}) {  // also what a single-user owner left there
+        chown_tree(dir + sub, Ids{0, 0});
         set_mode(dir + sub, 0755);
     }
     chown_tree(dir + "/queue", queue);
@@ -121,8 +160,11 @@ void make_system(const std::string& dir) {
     set_mode(dir + "/queue/cur", 0750);
     set_mode(dir + "/queue/info", 0700);
     set_mode(dir + "/queue/lock", 0700);
-    for (const char* sub : {"/home", "/alias", "/users"}) chown_tree(dir + sub, mailbox);
-    set_mode(dir + "/users", 0700);
+    for (const char* sub : {"/home", "/alias"}) chown_tree(dir + sub, mailbox);
+    chown_tree(dir + "/users", Ids{0, mailbox.gid});
+    set_mode(dir + "/users", 0750);
+    for (const auto& e : fs::directory_iterator(dir + "/users"))
+        if (e.symlink_status().type() == fs::file_type::regular) set_mode(e.path(), 0640);
 
     std::string inject = dir + "/bin/queue-inject";
     if (::chown(inject.c_str(), queue.uid, queue.gid) < 0) throw SysError("chown " + inject, errno);
@@ -157,6 +199,7 @@ int main(int argc, char** argv) {
             std::string above = dirname_of(dir);
             if (!::realpath(above.c_str(), parent)) throw SysError("realpath " + above, errno);
             check_ancestors(parent);
+            check_existing_dir(dir);
         }
         mkdir_mode(dir, 0755);
         char real[PATH_MAX];
@@ -169,10 +212,16 @@ int main(int argc, char** argv) {
         for (const char* sub : {"bin", "control", "users", "home", "alias"}) mkdir_mode(dir + "/" + sub, 0755);
         ::chmod((dir + "/users").c_str(), 0700);
         mkdir_mode(dir + "/queue", 0700);
-        for (const char* sub : {"tmp", "new", "cur", "info", "lock"}) mkdir_mode(dir + "/queue/" + sub, 0700);
-        std::string fifo = dir + "/queue/lock/trigger";
-        if (::mkfifo(fifo.c_str(), 0622) < 0 && errno != EEXIST) throw SysError("mkfifo " + fifo, errno);
-        maildir_create(dir + "/alias/Maildir");
+        {
+            ActAsOwnerOf as(dir + "/queue");  // yubinq's, when this is run again on a system instance
+            for (const char* sub : {"tmp", "new", "cur", "info", "lock"}) mkdir_mode(dir + "/queue/" + sub, 0700);
+            std::string fifo = dir + "/queue/lock/trigger";
+            if (::mkfifo(fifo.c_str(), 0622) < 0 && errno != EEXIST) throw SysError("mkfifo " + fifo, errno);
+        }
+        {
+            ActAsOwnerOf as(dir + "/alias");  // yubinv's, when this is run again on a system instance
+            maildir_create(dir + "/alias/Maildir");
+        }
 
         if (from != dir + "/bin")
             for (const char* p : programs) install_program(from, dir + "/bin", p);
@@ -193,7 +242,7 @@ int main(int argc, char** argv) {
         control(dir, "doublebounceto", "postmaster\n");
         control(dir, "bouncefrom", "MAILER-DAEMON\n");
         std::string passwd = dir + "/users/passwd";
-        if (::access(passwd.c_str(), F_OK) != 0) write_file_atomic(passwd, "", 0600);
+        if (::access(passwd.c_str(), F_OK) != 0) write_file_atomic(passwd, "", 0640);
         if (system) make_system(dir);
         fsync_dir(dir);
     } catch (const std::exception& e) {

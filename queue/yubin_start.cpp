@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <optional>
 
 #include "exitcodes.hpp"
@@ -64,7 +65,11 @@ int main() {
     }
     // The lock: inherited (not close-on-exec) by the children.
     int lock = ::open(inst->queue_path("lock/run").c_str(), O_RDWR | O_CREAT, 0600);
-    if (lock < 0 || ::flock(lock, LOCK_EX | LOCK_NB) < 0) {
+    if (lock < 0) {  // not "already running": most often a system instance started by another user than root
+        log({{"event", "fatal"}, {"error", "cannot open " + inst->queue_path("lock/run") + ": " + std::strerror(errno)}});
+        return deliver_exit::temporary;
+    }
+    if (::flock(lock, LOCK_EX | LOCK_NB) < 0) {
         log({{"event", "fatal"}, {"error", "already running: " + inst->queue_path("lock/run") + " is locked"}});
         return deliver_exit::temporary;
     }
@@ -73,7 +78,7 @@ int main() {
     // owner, remote-spawn as yubinr with the queue's group (to read the
     // messages), local-spawn stays root to run each delivery as the
     // mailbox's owner. Otherwise every program runs as we do.
-    std::optional<Ids> manager_ids, remote_ids;
+    std::optional<Ids> manager_ids, remote_ids, local_ids;
     try {
         if (system_instance_as_root(inst->queue_path())) {
             struct stat st;
@@ -82,6 +87,7 @@ int main() {
             auto remote = lookup_user(system_user::remote);
             if (!remote) throw std::runtime_error(std::string("no user ") + system_user::remote);
             remote_ids = Ids{remote->uid, st.st_gid};
+            local_ids = Ids{0, 0};  // root, without root's supplementary groups
         }
     } catch (const std::exception& e) {
         log({{"event", "fatal"}, {"error", e.what()}});
@@ -108,7 +114,7 @@ int main() {
         pid_t pid;
     };
     Child children[] = {
-        {"local-spawn", spawn(*inst, "local-spawn", std::nullopt, {{jobs[0], 0}, {results[1], 1}})},
+        {"local-spawn", spawn(*inst, "local-spawn", local_ids, {{jobs[0], 0}, {results[1], 1}})},
         {"remote-spawn", spawn(*inst, "remote-spawn", remote_ids, {{rjobs[0], 0}, {rresults[1], 1}})},
         {"queue-manager", spawn(*inst, "queue-manager", manager_ids,
                                 {{devnull, 0}, {2, 1}, {jobs[1], 3}, {results[0], 4}, {rjobs[1], 5}, {rresults[0], 6}})},

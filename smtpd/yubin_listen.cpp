@@ -60,6 +60,10 @@ Options parse(int argc, char** argv) {
         }
     }
     if (argc - optind < 3 || o.limit == 0) usage();
+    if (o.uid >= 0 && o.gid < 0) {  // or the programs would keep root's group and groups
+        std::fputs("yubin-listen: -u needs -g\n", stderr);
+        std::exit(100);
+    }
     o.host = argv[optind];
     o.port = argv[optind + 1];
     for (int i = optind + 2; i < argc; ++i) o.argv.push_back(argv[i]);

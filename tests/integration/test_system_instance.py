@@ -151,10 +151,13 @@ def test_setup_gives_each_part_its_owner(inst):
     st = os.stat(inst.bin("queue-inject"))
     assert (st.st_uid, st.st_mode & 0o7777) == (q.pw_uid, 0o4711), oct(st.st_mode)
     v = inst.user["yubinv"]
-    for path in ("users", "users/passwd", "home", "home/alice", "home/alice/Maildir/new", "alias/Maildir"):
+    for path in ("home", "home/alice", "home/alice/Maildir/new", "alias/Maildir"):
         st = os.stat(os.path.join(inst.dir, path))
         assert (st.st_uid, st.st_gid) == (v.pw_uid, v.pw_gid), path
-    assert os.stat(os.path.join(inst.dir, "users/passwd")).st_mode & 0o777 == 0o600
+    # users/ says where each mailbox is: root writes it, pop3d (yubinv) reads it through the group.
+    for path, mode in (("users", 0o750), ("users/passwd", 0o640)):
+        st = os.stat(os.path.join(inst.dir, path))
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, v.pw_gid, mode), (path, oct(st.st_mode))
     for u in inst.user.values():
         assert u.pw_uid != 0 and u.pw_gid != 0 and u.pw_shell == "/usr/sbin/nologin"
     # Running it again (an upgrade) keeps all of that, and the user.
@@ -314,6 +317,76 @@ def test_home_owned_by_root_is_never_delivered_as_root(inst):
     assert r.returncode == 0
     wait_for(lambda: "will not deliver as root" in inst.log(), 20, "the refusal")
     assert inst.messages("alice") == []
+
+
+def as_user(pw):
+    def switch():
+        os.setgroups([])
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+    return switch
+
+
+@system_test
+def test_a_compromised_mailbox_user_cannot_redirect_root(inst):
+    """yubinv (pop3d, local-deliver) owns home/ and alias/ but not users/:
+    it cannot rewrite where mailboxes are, and links it plants in home/
+    lend nobody's rights to root (yubin-user) or to local-spawn."""
+    v = inst.user["yubinv"]
+    users = os.path.join(inst.dir, "users")
+    r = subprocess.run(["sh", "-c", "echo x > passwd.tmp || exit 3; echo x >> passwd || exit 4"], cwd=users,
+                       preexec_fn=as_user(v), capture_output=True, timeout=30)
+    assert r.returncode == 3, r
+    # A directory of another user (nobody) that yubinv points links at.
+    other = tempfile.mkdtemp(prefix="yubin-other.")
+    try:
+        os.chmod(other, 0o755)
+        os.makedirs(other + "/Maildir/new")
+        for sub in ("", "/Maildir", "/Maildir/new"):
+            os.chown(other + sub, NOBODY.pw_uid, NOBODY.pw_gid)
+        subprocess.run(["ln", "-s", other, os.path.join(inst.dir, "home", "bob")], preexec_fn=as_user(v),
+                       check=True, timeout=30)
+        r = subprocess.run([inst.bin("yubin-user"), "add", "bob"], input=b"pw\n", capture_output=True, timeout=30)
+        assert r.returncode != 0 and b"Permission denied" in r.stderr, r
+        assert sorted(os.listdir(other + "/Maildir")) == ["new"]
+        # alice's home swapped for a link: local-spawn refuses, it does not deliver as nobody.
+        home = os.path.join(inst.dir, "home")
+        subprocess.run(["sh", "-c", "mv alice alice.old && ln -s %s alice" % other], cwd=home,
+                       preexec_fn=as_user(v), check=True, timeout=30)
+        inst.start()
+        r = subprocess.run([inst.bin("sendmail"), "alice@" + HOST], input=b"Subject: x\n\nx\n",
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0
+        wait_for(lambda: "is not a directory" in inst.log(), 20, "the refusal")
+        assert os.listdir(other + "/Maildir/new") == []
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
+
+
+def test_root_s_single_user_instance_becomes_a_system_one_a_user_s_does_not():
+    setup = os.path.join(BUILD, "bin", "yubin-setup")
+    d = tempfile.mkdtemp(prefix="yubin-convert.")
+    try:
+        os.chmod(d, 0o755)
+        subprocess.run([setup, "--single-user", d], check=True, capture_output=True, timeout=60)
+        r = subprocess.run([setup, "--system", d], capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert os.stat(os.path.join(d, "bin/local-spawn")).st_uid == 0
+        assert os.stat(os.path.join(d, "queue/new")).st_uid == pwd.getpwnam("yubinq").pw_uid
+        assert os.stat(os.path.join(d, "bin/queue-inject")).st_mode & 0o7777 == 0o4711
+        # A user's instance is refused: its owner could swap a directory for a link under root.
+        subprocess.run(["chown", "-R", "nobody:", d], check=True, timeout=30)
+        r = subprocess.run([setup, "--system", d], capture_output=True, timeout=60)
+        assert r.returncode == 111 and b"belongs to uid %d" % NOBODY.pw_uid in r.stderr, r
+        assert os.stat(os.path.join(d, "bin/local-spawn")).st_uid == NOBODY.pw_uid  # untouched
+        # And so is a link in place of the directory.
+        os.symlink(d, d + ".link")
+        r = subprocess.run([setup, "--system", d + ".link"], capture_output=True, timeout=60)
+        assert r.returncode == 111 and b"is not a directory" in r.stderr, r
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+        if os.path.islink(d + ".link"):
+            os.unlink(d + ".link")
 
 
 if __name__ == "__main__":

@@ -40,40 +40,80 @@ TEST_CASE("become: uid, gid, no supplementary groups, no way back to root", "[pr
     }
 }
 
-TEST_CASE("system_instance_as_root: the queue's owner decides", "[privileges]") {
+TEST_CASE("system_instance_as_root: queue/ belongs to the queue user", "[privileges]") {
     test::TempDir dir;
     std::string queue = dir / "queue";
     REQUIRE(::mkdir(queue.c_str(), 0700) == 0);
-    if (::geteuid() != 0) {
-        CHECK_FALSE(system_instance_as_root(queue));
-    } else {
-        CHECK_FALSE(system_instance_as_root(queue));  // root's own single-user instance
-        REQUIRE(::chown(queue.c_str(), 65534, 65534) == 0);
-        CHECK(system_instance_as_root(queue));
+    CHECK_FALSE(system_instance_as_root(queue, "nobody"));  // ours: root's own single-user instance, or not root
+    if (::geteuid() == 0) {
+        auto nobody = lookup_user("nobody");
+        REQUIRE(nobody.has_value());
+        REQUIRE(::chown(queue.c_str(), nobody->uid, nobody->gid) == 0);
+        CHECK(system_instance_as_root(queue, "nobody"));
+        // Another user's single-user instance, started by root, is not a system instance.
+        CHECK_FALSE(system_instance_as_root(queue, "no-such-user-yubin"));
+        CHECK_FALSE(system_instance_as_root(queue, "root"));
         CHECK_THROWS_AS(system_instance_as_root(dir / "absent"), SysError);
     }
 }
 
-TEST_CASE("give_owner_of: a file takes its directory's owner when root writes it", "[privileges]") {
+TEST_CASE("ActAsOwnerOf: root makes things in another user's directory as that user", "[privileges]") {
+    test::TempDir dir;
+    std::string sub = dir / "home";
+    REQUIRE(::mkdir(sub.c_str(), 0755) == 0);
+    if (::geteuid() != 0) {
+        ActAsOwnerOf as(sub);  // not root: nothing changes
+        CHECK(::geteuid() == ::getuid());
+    } else {
+        REQUIRE(::chmod((dir / ".").c_str(), 0755) == 0);  // the owner must reach it
+        REQUIRE(::chown(sub.c_str(), 65534, 65534) == 0);
+        REQUIRE(::symlink("/etc", (sub + "/evil").c_str()) == 0);
+        {
+            ActAsOwnerOf as(sub);
+            CHECK(::geteuid() == 65534);
+            CHECK(::getegid() == 65534);
+            REQUIRE(::mkdir((sub + "/made").c_str(), 0700) == 0);
+            // Through a planted link root could write /etc; the owner cannot.
+            CHECK(::mkdir((sub + "/evil/yubin-must-not-exist").c_str(), 0700) < 0);
+        }
+        CHECK(::geteuid() == 0);
+        CHECK(::getegid() == 0);
+        struct stat st;
+        REQUIRE(::stat((sub + "/made").c_str(), &st) == 0);
+        CHECK(st.st_uid == 65534);
+        CHECK(::access("/etc/yubin-must-not-exist", F_OK) < 0);
+        {
+            ActAsOwnerOf as(dir / ".");  // a directory of root's: nothing changes
+            CHECK(::geteuid() == 0);
+        }
+        CHECK_THROWS_AS(ActAsOwnerOf(sub + "/evil"), SysError);  // a link is not a directory to act for
+    }
+}
+
+TEST_CASE("write_file_atomic: as root the file takes its directory's owner; a planted link is replaced",
+          "[privileges][io]") {
     test::TempDir dir;
     std::string sub = dir / "users";
     REQUIRE(::mkdir(sub.c_str(), 0700) == 0);
     std::string file = sub + "/passwd";
-    write_file_atomic(file, "x\n", 0600);
+    write_file_atomic(file, "x\n", 0640);
     struct stat st;
     REQUIRE(::stat(file.c_str(), &st) == 0);
     CHECK(st.st_uid == ::geteuid());
+    CHECK((st.st_mode & 07777) == 0640);
+    // A link planted at the temporary name is removed, never written through.
+    std::string victim = dir / "victim";
+    write_file_atomic(victim, "untouched", 0600);
+    REQUIRE(::symlink(victim.c_str(), (file + ".tmp").c_str()) == 0);
+    write_file_atomic(file, "y\n", 0640);
+    CHECK(read_file(victim) == std::optional<std::string>("untouched"));
+    CHECK(read_file(file) == std::optional<std::string>("y\n"));
     if (::geteuid() == 0) {
-        REQUIRE(::chown(sub.c_str(), 65534, 65534) == 0);
-        write_file_atomic(file, "y\n", 0600);  // write_file_atomic: as root, the directory's owner
+        REQUIRE(::chown(sub.c_str(), 0, 65534) == 0);
+        write_file_atomic(file, "z\n", 0640);
         REQUIRE(::stat(file.c_str(), &st) == 0);
-        CHECK(st.st_uid == 65534);
+        CHECK(st.st_uid == 0);
         CHECK(st.st_gid == 65534);
-        CHECK((st.st_mode & 07777) == 0600);
-        std::string other = dir / "other";
-        write_file_atomic(other, "", 0644);
-        give_owner_of(sub, other);
-        REQUIRE(::stat(other.c_str(), &st) == 0);
-        CHECK(st.st_uid == 65534);
+        CHECK((st.st_mode & 07777) == 0640);
     }
 }

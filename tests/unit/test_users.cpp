@@ -109,7 +109,7 @@ TEST_CASE("load_users and save_users use INSTANCE/users/passwd", "[users]") {
     const std::vector<UserEntry> users = {{"alice", "h1", dir / "home/alice"}, {"bob", "h2", dir / "home/bob"}};
     save_users(inst, users);
     CHECK(read_file(dir / "users/passwd") == format_passwd(users));
-    CHECK(test::file_mode(dir / "users/passwd") == 0600);
+    CHECK(test::file_mode(dir / "users/passwd") == 0640);  // the group: pop3d in a system instance
     CHECK(same(load_users(inst), users));
     CHECK(test::dir_entries(dir / "users") == std::vector<std::string>{"passwd"});
 }

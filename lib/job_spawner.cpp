@@ -1,0 +1,151 @@
+#include "job_spawner.hpp"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+
+#include "instance.hpp"
+
+namespace yubin {
+
+namespace {
+constexpr int child_default_signals[] = {SIGPIPE, SIGTERM, SIGINT, SIGCHLD};
+}
+
+JobSpawner::JobSpawner(event_base* base, const char* name, size_t max_output)
+    : log_(name), base_(base), max_output_(max_output) {
+    set_nonblock(0);
+    jobs_ev_ = make_event(base_, 0, EV_READ | EV_PERSIST, on_jobs, this);
+    sigchld_ = make_event(base_, SIGCHLD, EV_SIGNAL | EV_PERSIST, on_sigchld, this);
+    event_add(jobs_ev_.get(), nullptr);
+    event_add(sigchld_.get(), nullptr);
+}
+
+void JobSpawner::on_jobs(evutil_socket_t, short, void* arg) { static_cast<JobSpawner*>(arg)->read_jobs(); }
+void JobSpawner::on_sigchld(evutil_socket_t, short, void* arg) { static_cast<JobSpawner*>(arg)->reap(); }
+void JobSpawner::on_output(evutil_socket_t fd, short, void* arg) { static_cast<JobSpawner*>(arg)->drain(fd); }
+
+void JobSpawner::read_jobs() {
+    char buf[65536];
+    ssize_t n = ::read(0, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+    if (n <= 0) {  // queue-manager is gone: finish the running deliveries, then exit
+        event_del(jobs_ev_.get());
+        eof_ = true;
+        maybe_exit();
+        return;
+    }
+    reader_.feed(std::string_view(buf, static_cast<size_t>(n)));
+    try {
+        while (auto p = reader_.next()) start(*p);
+    } catch (const PacketError& e) {
+        log_({{"event", "fatal"}, {"error", e.what()}});
+        std::_Exit(111);
+    }
+}
+
+void JobSpawner::track(pid_t pid, Job job, Fd out) {
+    set_nonblock(out.get());
+    Child c{std::move(job), std::move(out), nullptr, {}};
+    c.ev = make_event(base_, c.out.get(), EV_READ | EV_PERSIST, on_output, this);
+    event_add(c.ev.get(), nullptr);
+    children_.emplace(pid, std::move(c));
+}
+
+void JobSpawner::drain(int fd) {
+    for (auto& [pid, c] : children_) {
+        if (c.out.get() != fd) continue;
+        read_output(c);
+        return;
+    }
+}
+
+// Read what is there; past max_output_ the rest is discarded.
+void JobSpawner::read_output(Child& c) {
+    char buf[16384];
+    for (;;) {
+        ssize_t n = ::read(c.out.get(), buf, sizeof buf);
+        if (n > 0) {
+            if (c.output.size() < max_output_)
+                c.output.append(buf, std::min(static_cast<size_t>(n), max_output_ - c.output.size()));
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n == 0) event_del(c.ev.get());  // EOF: the exit status decides the rest
+        return;
+    }
+}
+
+void JobSpawner::reap() {
+    int status;
+    pid_t pid;
+    while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+        auto it = children_.find(pid);
+        if (it == children_.end()) continue;
+        Child& c = it->second;
+        read_output(c);
+        finished(c.job, status, c.output);
+        children_.erase(it);
+    }
+    maybe_exit();
+}
+
+void JobSpawner::maybe_exit() {
+    if (eof_ && children_.empty()) event_base_loopexit(base_, nullptr);
+}
+
+void reset_child_signals() {
+    for (int sig : child_default_signals) ::signal(sig, SIG_DFL);
+    sigset_t empty;
+    sigemptyset(&empty);
+    ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+}
+
+int spawn_job_program(const std::string& path, const char* const* argv, int in, int out, bool stderr_too,
+                      const std::string& dir, pid_t* pid) {
+    // posix_spawn (vfork-like): no copy-on-write faults in the spawner per job.
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in, 0);
+    posix_spawn_file_actions_adddup2(&fa, out, 1);
+    if (stderr_too) posix_spawn_file_actions_adddup2(&fa, out, 2);
+    if (!dir.empty()) posix_spawn_file_actions_addchdir_np(&fa, dir.c_str());
+    posix_spawnattr_init(&attr);
+    sigset_t defaults, empty;
+    sigemptyset(&defaults);
+    for (int sig : child_default_signals) sigaddset(&defaults, sig);
+    sigemptyset(&empty);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setsigmask(&attr, &empty);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    int rc = ::posix_spawn(pid, path.c_str(), &fa, &attr, const_cast<char* const*>(argv), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    return rc;
+}
+
+int run_job_spawner(const char* name,
+                    const std::function<std::unique_ptr<JobSpawner>(const Instance&, event_base*)>& make) {
+    ::signal(SIGPIPE, SIG_IGN);
+    ::signal(SIGTERM, SIG_IGN);
+    ::signal(SIGINT, SIG_IGN);
+    Log log(name);
+    try {
+        Instance inst = Instance::of_this_program();
+        EventBasePtr base = make_event_base();
+        auto spawner = make(inst, base.get());
+        event_base_dispatch(base.get());
+    } catch (const std::exception& e) {
+        log({{"event", "fatal"}, {"error", e.what()}});
+        return 111;
+    }
+    return 0;
+}
+
+}  // namespace yubin
