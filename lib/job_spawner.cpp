@@ -17,10 +17,10 @@ namespace {
 constexpr int child_default_signals[] = {SIGPIPE, SIGTERM, SIGINT, SIGCHLD};
 }
 
-JobSpawner::JobSpawner(event_base* base, const char* name, size_t max_output)
-    : log_(name), base_(base), max_output_(max_output) {
-    set_nonblock(0);
-    jobs_ev_ = make_event(base_, 0, EV_READ | EV_PERSIST, on_jobs, this);
+JobSpawner::JobSpawner(event_base* base, const char* name, size_t max_output, int in, int out)
+    : log_(name), base_(base), max_output_(max_output), in_(in), out_(out) {
+    set_nonblock(in_);
+    jobs_ev_ = make_event(base_, in_, EV_READ | EV_PERSIST, on_jobs, this);
     sigchld_ = make_event(base_, SIGCHLD, EV_SIGNAL | EV_PERSIST, on_sigchld, this);
     event_add(jobs_ev_.get(), nullptr);
     event_add(sigchld_.get(), nullptr);
@@ -32,7 +32,7 @@ void JobSpawner::on_output(evutil_socket_t fd, short, void* arg) { static_cast<J
 
 void JobSpawner::read_jobs() {
     char buf[65536];
-    ssize_t n = ::read(0, buf, sizeof buf);
+    ssize_t n = ::read(in_, buf, sizeof buf);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
     if (n <= 0) {  // queue-manager is gone: finish the running deliveries, then exit
         event_del(jobs_ev_.get());

@@ -21,7 +21,8 @@ namespace yubin {
 
 class JobSpawner {
 public:
-    JobSpawner(event_base* base, const char* name, size_t max_output);
+    // Jobs come in on fd `in`, results go out on fd `out` (0 and 1 in the programs).
+    JobSpawner(event_base* base, const char* name, size_t max_output, int in = 0, int out = 1);
     virtual ~JobSpawner() = default;
     JobSpawner(const JobSpawner&) = delete;
     JobSpawner& operator=(const JobSpawner&) = delete;
@@ -40,7 +41,7 @@ protected:
 
     // Watch a started child: out is the read end of its output pipe.
     void track(pid_t pid, Job job, Fd out);
-    void reply(const Packet& record) { write_all(1, encode_packet(record)); }
+    void reply(const Packet& record) { write_all(out_, encode_packet(record)); }
 
     Log log_;
 
@@ -62,6 +63,7 @@ private:
 
     event_base* base_;
     size_t max_output_;
+    int in_, out_;
     EventPtr jobs_ev_, sigchld_;
     PacketReader reader_;
     std::map<pid_t, Child> children_;
