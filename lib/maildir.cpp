@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "io.hpp"
+#include "pop3_encode.hpp"
 
 namespace yubin {
 
@@ -23,9 +24,10 @@ std::string maildir_host(std::string_view hostname) {
 }
 
 std::string maildir_unique_name(long sec, long usec, pid_t pid, unsigned counter,
-                                std::string_view host, size_t size) {
+                                std::string_view host, size_t size, uint64_t crlf_size) {
     return std::to_string(sec) + ".M" + std::to_string(usec) + "P" + std::to_string(pid) + "Q" +
-           std::to_string(counter) + "." + maildir_host(host) + ",S=" + std::to_string(size);
+           std::to_string(counter) + "." + maildir_host(host) + ",S=" + std::to_string(size) +
+           ",W=" + std::to_string(crlf_size);
 }
 
 namespace {
@@ -50,13 +52,16 @@ DeliveryResult maildir_deliver(const std::string& maildir, std::string_view pref
                                std::string_view message) {
     static unsigned counter = 0;  // per process: one more per delivery
     const std::string host = local_hostname();
+    pop3::SizeCounter crlf;
+    crlf.add(prefix);
+    crlf.add(message);
     std::string tmp, name;
     int fd = -1;
     for (int attempt = 0; attempt < 5 && fd < 0; ++attempt) {
         struct timeval tv;
         ::gettimeofday(&tv, nullptr);
         name = maildir_unique_name(tv.tv_sec, tv.tv_usec, ::getpid(), ++counter, host,
-                                   prefix.size() + message.size());
+                                   prefix.size() + message.size(), crlf.total());
         tmp = maildir + "/tmp/" + name;
         fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0 && errno != EEXIST) return from_errno(("maildir " + maildir + "/tmp").c_str(), errno);

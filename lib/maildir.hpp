@@ -1,5 +1,6 @@
 // Maildir delivery (https://cr.yp.to/proto/maildir.html) and unique names.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
@@ -10,9 +11,11 @@ namespace yubin {
 
 // The host part of a Maildir name: '/' becomes \057 and ':' becomes \072.
 std::string maildir_host(std::string_view hostname);
-// TIME.M<usec>P<pid>Q<counter>.HOST,S=<size>
+// TIME.M<usec>P<pid>Q<counter>.HOST,S=<size>,W=<crlf size>: the size of the
+// file, and the size with CRLF line ends that POP3 announces (pop3_size),
+// so that pop3d need not read a message to list it (Dovecot's convention).
 std::string maildir_unique_name(long sec, long usec, pid_t pid, unsigned counter,
-                                std::string_view host, size_t size);
+                                std::string_view host, size_t size, uint64_t crlf_size);
 
 // Writes prefix + message into maildir/tmp, fsyncs, renames into maildir/new
 // and fsyncs new/. Success only when all of that succeeded.

@@ -63,6 +63,17 @@ int apop(const Instance& inst, const std::vector<UserEntry>& users, const std::s
     return 0;
 }
 
+// After passwd or del: the user's APOP secret, if there is one, becomes
+// the new password, or goes.
+void set_apop_secret(const Instance& inst, const std::string& name, const std::optional<std::string>& pw) {
+    auto entries = load_apop(inst);
+    auto it = std::find_if(entries.begin(), entries.end(), [&](const ApopEntry& e) { return e.name == name; });
+    if (it == entries.end()) return;
+    if (pw) it->secret = *pw;
+    else entries.erase(it);
+    save_apop(inst, entries);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -104,13 +115,20 @@ int main(int argc, char** argv) {
                 std::fprintf(stderr, "yubin-user: no user %s\n", name.c_str());
                 return 67;
             }
-            it->hash = hash_password(read_password());
+            const std::string pw = read_password();
+            it->hash = hash_password(pw);
+            save_users(inst, users);
+            set_apop_secret(inst, name, pw);  // APOP, if on, stays on with the new password
+            return 0;
         } else if (cmd == "del") {
             if (it == users.end()) {
                 std::fprintf(stderr, "yubin-user: no user %s\n", name.c_str());
                 return 67;
             }
             users.erase(it);  // the mailbox stays
+            save_users(inst, users);
+            set_apop_secret(inst, name, std::nullopt);  // no password of a deleted user is kept in clear
+            return 0;
         } else {
             return usage();
         }

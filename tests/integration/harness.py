@@ -50,6 +50,10 @@ def maildir_files(maildir):
             for name in sorted(os.listdir(os.path.join(maildir, sub)))]
 
 
+# What yubin-start runs, directly or through the spawners.
+INSTANCE_PROGRAMS = ("queue-manager", "local-spawn", "local-deliver", "remote-spawn", "remote-deliver", "yubin-start")
+
+
 def kill_programs(instance_dir, programs):
     """SIGKILL every process running one of the instance's programs."""
     for prog in programs:
@@ -119,7 +123,9 @@ class Instance:
         self.log.close()
 
     def kill_all(self):
-        """SIGKILL the whole process group (yubin-start and its children)."""
+        """SIGKILL the whole process group (yubin-start and its children),
+        and wait until every one of them is gone: until then one of them
+        still holds queue/lock/run, and a new yubin-start would refuse."""
         if self.proc is not None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -129,6 +135,7 @@ class Instance:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 pass
+            wait_for(lambda: not any(self.pids(p) for p in INSTANCE_PROGRAMS), 10, "the instance's processes to end")
 
     def pids(self, program):
         """Pids of a program of this instance (by its executable path)."""
@@ -143,8 +150,7 @@ class Instance:
 
     def cleanup(self):
         self.stop()
-        kill_programs(self.dir, ("queue-manager", "local-spawn", "local-deliver", "remote-spawn", "remote-deliver",
-                                 "yubin-start"))
+        kill_programs(self.dir, INSTANCE_PROGRAMS)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- mail

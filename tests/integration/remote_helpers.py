@@ -57,17 +57,27 @@ class NameServer:
         path = os.path.join(self.dir, "data")
         with open(path, "w") as f:
             f.write(self.datafile(zone))
-        self.proc = subprocess.Popen(["ldns-testns", "-r", path], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
-        out = b""
-        end = time.monotonic() + 10
-        while b"Listening on port" not in out or not out.endswith(b"\n"):
-            r, _, _ = select.select([self.proc.stdout], [], [], max(0, end - time.monotonic()))
-            chunk = self.proc.stdout.read1(4096) if r else b""
-            if not chunk:
-                raise RuntimeError("ldns-testns did not start: %r" % out)
-            out += chunk
-        self.port = int(re.search(rb"Listening on port (\d+)", out).group(1))
+        # ldns-testns -r picks a random port and gives up (exits) when that
+        # one is taken, which a busy machine makes likely now and then: so
+        # it gets a few tries.
+        for attempt in range(5):
+            self.proc = subprocess.Popen(["ldns-testns", "-r", path], stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, start_new_session=True)
+            out = b""
+            end = time.monotonic() + 10
+            while b"Listening on port" not in out or not out.endswith(b"\n"):
+                r, _, _ = select.select([self.proc.stdout], [], [], max(0, end - time.monotonic()))
+                chunk = self.proc.stdout.read1(4096) if r else b""
+                if not chunk:
+                    break
+                out += chunk
+            m = re.search(rb"Listening on port (\d+)\n", out)
+            if m:
+                self.port = int(m.group(1))
+                return
+            self.proc.kill()
+            self.proc.wait(10)
+        raise RuntimeError("ldns-testns did not start: %r" % out)
 
     @staticmethod
     def entry(name, qtype, rcode, answers=()):

@@ -29,7 +29,9 @@ def test_sendmail_delivers_to_maildir(inst):
     wait_for(inst.queue_empty, 10, "queue to empty")
     # the Maildir name follows the specification
     name = os.listdir(os.path.join(inst.maildir("alice"), "new"))[0]
-    assert ".M" in name and "P" in name and name.endswith(",S=%d" % len(m)), name
+    # ... with the size POP3 announces: every LF sent as CRLF (the message has no CR)
+    assert b"\r" not in m
+    assert ".M" in name and "P" in name and name.endswith(",S=%d,W=%d" % (len(m), len(m) + m.count(b"\n"))), name
 
 
 @with_instance(users=("alice", "bob", "carol"))

@@ -134,6 +134,25 @@ def test_rset_and_a_dropped_connection_delete_nothing(inst, lst):
 
 
 @with_pop3()
+def test_deleting_a_user_removes_its_apop_secret(inst, lst):
+    subprocess.run([inst.bin("yubin-user"), "apop", "alice", "on"], input=(PASSWORD + "\n").encode(), check=True)
+    apop = os.path.join(inst.dir, "users", "apop")
+    assert PASSWORD in open(apop).read()
+    subprocess.run([inst.bin("yubin-user"), "del", "alice"], check=True)
+    assert "alice" not in open(apop).read() and PASSWORD not in open(apop).read()
+    assert "alice:" not in open(os.path.join(inst.dir, "users", "passwd")).read()
+    p = poplib.POP3("127.0.0.1", lst.port, timeout=10)
+    assert b"<" not in p.getwelcome()  # nobody has APOP any more
+    p.user("alice")
+    try:
+        p.pass_(PASSWORD)
+        raise AssertionError("a deleted user logged in")
+    except poplib.error_proto:
+        pass
+    p.close()
+
+
+@with_pop3()
 def test_apop_on_off_and_after_a_password_change(inst, lst):
     user = [inst.bin("yubin-user"), "apop", "alice"]
     r = subprocess.run(user + ["on"], input=b"not-the-password\n", capture_output=True)
@@ -157,7 +176,7 @@ def test_apop_on_off_and_after_a_password_change(inst, lst):
     except poplib.error_proto as e:
         assert str(e) == "b'-ERR [AUTH] authentication failed'", e
     p.close()
-    # a new password makes the stored secret stale
+    # a new password replaces the stored secret: APOP stays on, with it
     subprocess.run([inst.bin("yubin-user"), "passwd", "alice"], input=b"new-password\n", check=True)
     p = poplib.POP3("127.0.0.1", lst.port, timeout=10)
     try:
@@ -166,6 +185,11 @@ def test_apop_on_off_and_after_a_password_change(inst, lst):
     except poplib.error_proto:
         pass
     p.close()
+    p = poplib.POP3("127.0.0.1", lst.port, timeout=10)
+    assert p.apop("alice", "new-password").startswith(b"+OK")
+    p.quit()
+    wait_unlocked(inst)
+    assert open(os.path.join(inst.dir, "users", "apop")).read().count("new-password") == 1
     subprocess.run(user + ["off"], check=True)
     p = poplib.POP3("127.0.0.1", lst.port, timeout=10)
     assert b"<" not in p.getwelcome()

@@ -1,4 +1,5 @@
 #include "maildir.hpp"
+#include "pop3_encode.hpp"
 
 #include "io.hpp"
 #include "temp_dir.hpp"
@@ -31,9 +32,9 @@ bool all_digits(const std::string& s) {
     return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
 }
 
-// The parts of a unique name TIME.M<usec>P<pid>Q<n>.HOST,S=<size>.
+// The parts of a unique name TIME.M<usec>P<pid>Q<n>.HOST,S=<size>,W=<crlf size>.
 struct NameParts {
-    std::string time, usec, pid, counter, host, size;
+    std::string time, usec, pid, counter, host, size, crlf_size;
 };
 
 std::optional<NameParts> split_unique_name(const std::string& name) {
@@ -41,17 +42,18 @@ std::optional<NameParts> split_unique_name(const std::string& name) {
     size_t dot = name.find('.');
     if (dot == std::string::npos || name.compare(dot, 2, ".M") != 0) return std::nullopt;
     size_t P = name.find('P', dot), Q = name.find('Q', dot), dot2 = name.find('.', dot + 1);
-    size_t S = name.rfind(",S=");
+    size_t S = name.rfind(",S="), W = name.rfind(",W=");
     if (P == std::string::npos || Q == std::string::npos || dot2 == std::string::npos || S == std::string::npos ||
-        !(P < Q && Q < dot2 && dot2 < S))
+        W == std::string::npos || !(P < Q && Q < dot2 && dot2 < S && S < W))
         return std::nullopt;
     p.time = name.substr(0, dot);
     p.usec = name.substr(dot + 2, P - dot - 2);
     p.pid = name.substr(P + 1, Q - P - 1);
     p.counter = name.substr(Q + 1, dot2 - Q - 1);
     p.host = name.substr(dot2 + 1, S - dot2 - 1);
-    p.size = name.substr(S + 3);
-    for (const auto* f : {&p.time, &p.usec, &p.pid, &p.counter, &p.size})
+    p.size = name.substr(S + 3, W - S - 3);
+    p.crlf_size = name.substr(W + 3);
+    for (const auto* f : {&p.time, &p.usec, &p.pid, &p.counter, &p.size, &p.crlf_size})
         if (!all_digits(*f)) return std::nullopt;
     return p;
 }
@@ -67,12 +69,12 @@ TEST_CASE("maildir_host escapes / and :", "[maildir]") {
     CHECK(maildir_host("back\\slash,comma") == "back\\slash,comma");
 }
 
-TEST_CASE("maildir_unique_name is TIME.M<usec>P<pid>Q<n>.HOST,S=<size>", "[maildir]") {
-    CHECK(maildir_unique_name(1700000000, 42, 1234, 7, "mx.example.org", 512) ==
-          "1700000000.M42P1234Q7.mx.example.org,S=512");
-    CHECK(maildir_unique_name(0, 0, 1, 0, "h", 0) == "0.M0P1Q0.h,S=0");
-    CHECK(maildir_unique_name(1700000000, 999999, 99999, 4000000000u, "a/b:c", 123456789) ==
-          "1700000000.M999999P99999Q4000000000.a\\057b\\072c,S=123456789");
+TEST_CASE("maildir_unique_name is TIME.M<usec>P<pid>Q<n>.HOST,S=<size>,W=<crlf size>", "[maildir]") {
+    CHECK(maildir_unique_name(1700000000, 42, 1234, 7, "mx.example.org", 512, 530) ==
+          "1700000000.M42P1234Q7.mx.example.org,S=512,W=530");
+    CHECK(maildir_unique_name(0, 0, 1, 0, "h", 0, 0) == "0.M0P1Q0.h,S=0,W=0");
+    CHECK(maildir_unique_name(1700000000, 999999, 99999, 4000000000u, "a/b:c", 123456789, 123456999) ==
+          "1700000000.M999999P99999Q4000000000.a\\057b\\072c,S=123456789,W=123456999");
 }
 
 TEST_CASE("maildir_create makes tmp, new and cur with mode 0700", "[maildir]") {
@@ -121,7 +123,7 @@ TEST_CASE("maildir_deliver puts prefix + message into new/", "[maildir]") {
     CHECK(read_file(md + "/new/" + names[0]) == prefix + message);
     CHECK(test::file_mode(md + "/new/" + names[0]) == 0600);
 
-    // TIME.M<usec>P<pid>Q<n>.HOST,S=<size>
+    // TIME.M<usec>P<pid>Q<n>.HOST,S=<size>,W=<crlf size>
     auto parts = split_unique_name(names[0]);
     REQUIRE(parts.has_value());
     CHECK(std::stoll(parts->time) >= before);
@@ -130,9 +132,10 @@ TEST_CASE("maildir_deliver puts prefix + message into new/", "[maildir]") {
     CHECK(std::stol(parts->pid) == ::getpid());
     CHECK(parts->host == maildir_host(hostname()));
     CHECK(std::stoul(parts->size) == prefix.size() + message.size());
+    CHECK(std::stoull(parts->crlf_size) == pop3::pop3_size(prefix + message));
     CHECK(names[0] == maildir_unique_name(std::stol(parts->time), std::stol(parts->usec), ::getpid(),
                                           static_cast<unsigned>(std::stoul(parts->counter)), hostname(),
-                                          prefix.size() + message.size()));
+                                          prefix.size() + message.size(), pop3::pop3_size(prefix + message)));
 }
 
 TEST_CASE("rapid maildir deliveries get distinct names", "[maildir]") {
@@ -160,6 +163,7 @@ TEST_CASE("rapid maildir deliveries get distinct names", "[maildir]") {
         auto parts = split_unique_name(name);
         REQUIRE(parts.has_value());
         CHECK(parts->size == std::to_string(body->size()));
+        CHECK(parts->crlf_size == std::to_string(body->size() + 1));  // one LF, which POP3 sends as CRLF
         counters.insert(parts->counter);
     }
     CHECK(bodies.size() == static_cast<size_t>(n));
