@@ -258,6 +258,10 @@ bool SmtpSession::accepts_domain(std::string_view domain_in) const {
 
 std::string SmtpSession::cmd_rcpt(std::string_view arg) {
     if (!have_mail_) return error(reply("503 5.5.1 Need MAIL before RCPT"));
+    // The message has begun, and its Received: line (with "for <rcpt>" when
+    // there was one recipient) is written: recipients come before the data
+    // (RFC 3030 section 3); the transaction goes on without this one.
+    if (bdat_used_) return error(reply("503 5.5.1 RCPT after BDAT"));
     if (!iequals_prefix(arg, "TO:")) return error(reply("501 5.5.4 Syntax: RCPT TO:<address>"));
     std::string_view rest = skip_spaces(arg.substr(3));
     PathResult p = parse_smtp_path(rest, false, smtputf8_);

@@ -1119,6 +1119,28 @@ TEST_CASE("smtp: DATA after BDAT is 503; the BDAT transaction goes on", "[smtp]"
     CHECK(body_of(s.sink.messages[0]) == "a\nb\n");
 }
 
+TEST_CASE("smtp: RCPT after BDAT is 503; the message keeps its recipients and its Received line", "[smtp]") {
+    Smtp s;
+    start_transaction(s);
+    CHECK(one(s.feed(bdat("Subject: x\r\n"))) == "250 2.0.0");
+    // the Received: line already says "for <u@local.example>": another
+    // recipient would receive it too (a Bcc made visible)
+    CHECK(s.cmd("RCPT TO:<other@local.example>") == "503 5.5.1 RCPT after BDAT\r\n");
+    CHECK(one(s.feed(bdat("\r\nbody\r\n", true))) == "250 2.0.0");
+    REQUIRE(s.sink.commits() == 1);
+    CHECK(s.sink.envelopes[0].recipients == std::vector<std::string>{"u@local.example"});
+    CHECK(s.sink.messages[0].find("\tfor <u@local.example>;") != std::string::npos);
+    CHECK(body_of(s.sink.messages[0]) == "Subject: x\n\nbody\n");
+    // a new transaction takes recipients again, and RSET ends a BDAT one
+    CHECK(one(s.feed(mail)) == "250 2.1.0");
+    CHECK(one(s.feed(rcpt)) == "250 2.1.5");
+    CHECK(one(s.feed(bdat("a\r\n"))) == "250 2.0.0");
+    CHECK(one(s.cmd("RSET")) == "250 2.0.0");
+    CHECK(one(s.feed(mail)) == "250 2.1.0");
+    CHECK(one(s.feed(rcpt)) == "250 2.1.5");
+    CHECK(s.sink.log == "BCBA");
+}
+
 TEST_CASE("smtp: BDAT outside a transaction swallows the chunk, then 503", "[smtp]") {
     Smtp s;
     s.feed(ehlo);
