@@ -377,6 +377,10 @@ std::string SmtpSession::feed_bdat() {
     if (!bdat_last_) return reply("250 2.0.0 Chunk received");
     if (!bdat_line_.empty()) {  // a last line without CRLF
         if (bdat_line_.find_first_of("\r\n") != std::string::npos) bad_line_end_ = true;
+        // It is stored, and counted in the size, as a line with its end: it
+        // has the same limit as every other line (else it would leave as
+        // 1001 or 1002 octets when relayed).
+        if (bdat_line_.size() + 2 > max_text_line) too_long_ = true;
         message_line(bdat_line_);
         bdat_line_.clear();
     }

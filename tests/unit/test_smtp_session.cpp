@@ -1176,6 +1176,30 @@ TEST_CASE("smtp: BDAT when the sink cannot begin is 451 after the chunk", "[smtp
     CHECK(s.sink.log == "BBC");
 }
 
+TEST_CASE("smtp: a last BDAT line without CRLF has the 1000-octet limit of every line", "[smtp]") {
+    // stored with a line end, it must fit in 1000 octets with its CRLF, as in DATA
+    for (size_t n : {997, 998, 999, 1000}) {
+        INFO(n);
+        Smtp s;
+        start_transaction(s);
+        if (n <= 998) {
+            CHECK(one(s.feed(bdat(std::string(n, 'x'), true))) == "250 2.0.0");
+            REQUIRE(s.sink.commits() == 1);
+            CHECK(body_of(s.sink.messages[0]) == std::string(n, 'x') + "\n");
+        } else {
+            CHECK(s.feed(bdat(std::string(n, 'x'), true)) ==
+                  "554 5.6.0 Message has a line longer than 1000 octets (RFC 5321 4.5.3.1.6)\r\n");
+            CHECK(s.sink.log == "BA");
+        }
+    }
+    // the same line split over chunks
+    Smtp s;
+    start_transaction(s);
+    CHECK(one(s.feed(bdat(std::string(500, 'x')))) == "250 2.0.0");
+    CHECK(one(s.feed(bdat(std::string(499, 'x'), true))) == "554 5.6.0");
+    CHECK(s.sink.log == "BA");
+}
+
 TEST_CASE("smtp: BDAT data is checked like DATA", "[smtp]") {
     SmtpConfig cfg = test_config();
     cfg.databytes = 100;
