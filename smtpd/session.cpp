@@ -258,6 +258,10 @@ bool SmtpSession::accepts_domain(std::string_view domain_in) const {
 
 std::string SmtpSession::cmd_rcpt(std::string_view arg) {
     if (!have_mail_) return error(reply("503 5.5.1 Need MAIL before RCPT"));
+    // The message has begun, and its Received: line (with "for <rcpt>" when
+    // there was one recipient) is written: recipients come before the data
+    // (RFC 3030 section 3); the transaction goes on without this one.
+    if (bdat_used_) return error(reply("503 5.5.1 RCPT after BDAT"));
     if (!iequals_prefix(arg, "TO:")) return error(reply("501 5.5.4 Syntax: RCPT TO:<address>"));
     std::string_view rest = skip_spaces(arg.substr(3));
     PathResult p = parse_smtp_path(rest, false, smtputf8_);
@@ -373,6 +377,10 @@ std::string SmtpSession::feed_bdat() {
     if (!bdat_last_) return reply("250 2.0.0 Chunk received");
     if (!bdat_line_.empty()) {  // a last line without CRLF
         if (bdat_line_.find_first_of("\r\n") != std::string::npos) bad_line_end_ = true;
+        // It is stored, and counted in the size, as a line with its end: it
+        // has the same limit as every other line (else it would leave as
+        // 1001 or 1002 octets when relayed).
+        if (bdat_line_.size() + 2 > max_text_line) too_long_ = true;
         message_line(bdat_line_);
         bdat_line_.clear();
     }

@@ -1119,6 +1119,28 @@ TEST_CASE("smtp: DATA after BDAT is 503; the BDAT transaction goes on", "[smtp]"
     CHECK(body_of(s.sink.messages[0]) == "a\nb\n");
 }
 
+TEST_CASE("smtp: RCPT after BDAT is 503; the message keeps its recipients and its Received line", "[smtp]") {
+    Smtp s;
+    start_transaction(s);
+    CHECK(one(s.feed(bdat("Subject: x\r\n"))) == "250 2.0.0");
+    // the Received: line already says "for <u@local.example>": another
+    // recipient would receive it too (a Bcc made visible)
+    CHECK(s.cmd("RCPT TO:<other@local.example>") == "503 5.5.1 RCPT after BDAT\r\n");
+    CHECK(one(s.feed(bdat("\r\nbody\r\n", true))) == "250 2.0.0");
+    REQUIRE(s.sink.commits() == 1);
+    CHECK(s.sink.envelopes[0].recipients == std::vector<std::string>{"u@local.example"});
+    CHECK(s.sink.messages[0].find("\tfor <u@local.example>;") != std::string::npos);
+    CHECK(body_of(s.sink.messages[0]) == "Subject: x\n\nbody\n");
+    // a new transaction takes recipients again, and RSET ends a BDAT one
+    CHECK(one(s.feed(mail)) == "250 2.1.0");
+    CHECK(one(s.feed(rcpt)) == "250 2.1.5");
+    CHECK(one(s.feed(bdat("a\r\n"))) == "250 2.0.0");
+    CHECK(one(s.cmd("RSET")) == "250 2.0.0");
+    CHECK(one(s.feed(mail)) == "250 2.1.0");
+    CHECK(one(s.feed(rcpt)) == "250 2.1.5");
+    CHECK(s.sink.log == "BCBA");
+}
+
 TEST_CASE("smtp: BDAT outside a transaction swallows the chunk, then 503", "[smtp]") {
     Smtp s;
     s.feed(ehlo);
@@ -1152,6 +1174,30 @@ TEST_CASE("smtp: BDAT when the sink cannot begin is 451 after the chunk", "[smtp
     s.feed(rcpt);
     CHECK(one(s.feed(bdat("y\r\n", true))) == "250 2.0.0");
     CHECK(s.sink.log == "BBC");
+}
+
+TEST_CASE("smtp: a last BDAT line without CRLF has the 1000-octet limit of every line", "[smtp]") {
+    // stored with a line end, it must fit in 1000 octets with its CRLF, as in DATA
+    for (size_t n : {997, 998, 999, 1000}) {
+        INFO(n);
+        Smtp s;
+        start_transaction(s);
+        if (n <= 998) {
+            CHECK(one(s.feed(bdat(std::string(n, 'x'), true))) == "250 2.0.0");
+            REQUIRE(s.sink.commits() == 1);
+            CHECK(body_of(s.sink.messages[0]) == std::string(n, 'x') + "\n");
+        } else {
+            CHECK(s.feed(bdat(std::string(n, 'x'), true)) ==
+                  "554 5.6.0 Message has a line longer than 1000 octets (RFC 5321 4.5.3.1.6)\r\n");
+            CHECK(s.sink.log == "BA");
+        }
+    }
+    // the same line split over chunks
+    Smtp s;
+    start_transaction(s);
+    CHECK(one(s.feed(bdat(std::string(500, 'x')))) == "250 2.0.0");
+    CHECK(one(s.feed(bdat(std::string(499, 'x'), true))) == "554 5.6.0");
+    CHECK(s.sink.log == "BA");
 }
 
 TEST_CASE("smtp: BDAT data is checked like DATA", "[smtp]") {
