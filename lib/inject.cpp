@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,18 +31,30 @@ bool QueueInjection::start() {
     Fd env_r(env[0]), env_w(env[1]);
     if (::pipe2(id, O_CLOEXEC) < 0) return false;
     Fd id_r(id[0]), id_w(id[1]);
+    // queue-inject gets fds 0, 1 and 3. A pipe end on one of 0..3 (when the
+    // caller had closed some of them) could be overwritten by another dup2,
+    // or keep its close-on-exec flag on dup2 to itself: move it above them.
+    Fd* sources[] = {&msg_r, &env_r, &id_w};
+    for (Fd* f : sources)
+        if (f->get() <= 3) {
+            int moved = ::fcntl(f->get(), F_DUPFD_CLOEXEC, 10);
+            if (moved < 0) return false;
+            f->reset(moved);
+        }
+    // posix_spawn (a vfork in glibc), not fork: the caller's page tables are
+    // not copied, which matters for smtpd, running one queue-inject per message.
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, msg_r.get(), 0);
+    posix_spawn_file_actions_adddup2(&fa, env_r.get(), 1);
+    posix_spawn_file_actions_adddup2(&fa, id_w.get(), 3);
     const std::string prog = inst_.path("bin/queue-inject");
-    pid_t pid = ::fork();
-    if (pid < 0) return false;
-    if (pid == 0) {
-        // Targets 0, 1, 3: move the sources above them first.
-        int m = ::fcntl(msg_r.get(), F_DUPFD, 10), e = ::fcntl(env_r.get(), F_DUPFD, 10),
-            i = ::fcntl(id_w.get(), F_DUPFD, 10);
-        if (m < 0 || e < 0 || i < 0 || ::dup2(m, 0) < 0 || ::dup2(e, 1) < 0 || ::dup2(i, 3) < 0)
-            std::_Exit(inject_exit::internal);
-        ::execl(prog.c_str(), "queue-inject", "-i", static_cast<char*>(nullptr));
-        std::_Exit(inject_exit::internal);
-    }
+    char arg0[] = "queue-inject", arg1[] = "-i";
+    char* argv[] = {arg0, arg1, nullptr};
+    pid_t pid;
+    int err = ::posix_spawn(&pid, prog.c_str(), &fa, nullptr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (err != 0) return false;
     pid_ = pid;
     msg_ = std::move(msg_w);
     env_ = std::move(env_w);

@@ -325,16 +325,4 @@ def main():
 
 
 if __name__ == "__main__":
-    def on_signal(_sig, _frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_signal)
-    rc = 1
-    try:
-        rc = main()
-    except BenchError as e:
-        print("bench: FAILED: %s" % e, flush=True)
-    except KeyboardInterrupt:
-        print("bench: interrupted", flush=True)
-    finally:
-        benchlib.cleanup()
-    sys.exit(rc)
+    benchlib.run_main(main, "bench")

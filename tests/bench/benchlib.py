@@ -8,7 +8,9 @@ import resource
 import select
 import shutil
 import signal
+import socket
 import struct
+import sys
 import subprocess
 import time
 
@@ -93,6 +95,32 @@ def proc_stat(pid):
         return None
     # after the name: state ppid ... minflt(8) ... utime(12) stime(13)
     return (int(x[11]) + int(x[12])) / HZ, int(x[7])
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_main(main, name, errors=(BenchError,)):
+    """Runs main() as the script: SIGTERM ends it like Ctrl-C, an exception
+    of errors is reported as "NAME: FAILED: ...", and cleanup() runs at the
+    end whatever happens. Exits with main's status, 1 after a failure."""
+    def on_signal(_sig, _frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_signal)
+    rc = 1
+    try:
+        rc = main()
+    except errors as e:
+        print("%s: FAILED: %s" % (name, e), flush=True)
+    except KeyboardInterrupt:
+        print("%s: interrupted" % name, flush=True)
+    finally:
+        cleanup()
+    sys.exit(rc)
 
 
 def cleanup():

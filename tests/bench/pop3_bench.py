@@ -38,6 +38,8 @@ import sys
 import tempfile
 import time
 
+from benchlib import free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
 BUILD = os.path.join(TOP, os.environ.get("BUILD", "build"))
@@ -82,12 +84,6 @@ def stop_all():
         except (ProcessLookupError, PermissionError):
             pass
         p.wait(10)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, proc, what):

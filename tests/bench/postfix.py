@@ -110,7 +110,12 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
 
 class Postfix:
-    def __init__(self):
+    """One Postfix run with its own config, queue and data under build/postfix-run.*.
+    master_cf replaces MASTER_CF (smtp_bench.py adds an smtpd listener, or
+    leaves out qmgr); main_extra are more main.cf lines, after the defaults."""
+
+    def __init__(self, master_cf=MASTER_CF, main_extra=()):
+        self.main_extra = list(main_extra)
         self.dir = tempfile.mkdtemp(prefix="postfix-run.", dir=BUILD)
         benchlib.tempdirs.append(self.dir)
         os.chmod(self.dir, 0o755)
@@ -129,7 +134,7 @@ class Postfix:
         with open(os.path.join(self.etc, "vmailbox"), "w") as f:
             f.write("u@bench.example u/Maildir/\n")
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(MASTER_CF)
+            f.write(master_cf)
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             f.write(self.main_cf())
         self.env = dict(os.environ, LD_LIBRARY_PATH=LIBS, MAIL_CONFIG=self.etc)
@@ -174,8 +179,7 @@ class Postfix:
             "maillog_file = %s/maillog" % d,
             "maillog_file_prefixes = " + d,
             "import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C LD_LIBRARY_PATH=" + LIBS,
-            "export_environment = TZ MAIL_CONFIG LANG LD_LIBRARY_PATH",
-            ""])
+            "export_environment = TZ MAIL_CONFIG LANG LD_LIBRARY_PATH"] + self.main_extra + [""])
 
     def log_tail(self, n=1500):
         try:

@@ -35,6 +35,8 @@ import sys
 import tempfile
 import time
 
+from benchlib import free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
 BUILD = os.path.join(TOP, os.environ.get("BUILD", "build"))
@@ -76,12 +78,6 @@ def end_all():
         except subprocess.TimeoutExpired:
             pass
     started.clear()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(pred, deadline, what, interval=0.01):
