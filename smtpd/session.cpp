@@ -264,8 +264,10 @@ std::string SmtpSession::cmd_rcpt(std::string_view arg) {
     if (bdat_used_) return error(reply("503 5.5.1 RCPT after BDAT"));
     if (!iequals_prefix(arg, "TO:")) return error(reply("501 5.5.4 Syntax: RCPT TO:<address>"));
     std::string_view rest = skip_spaces(arg.substr(3));
-    PathResult p = parse_smtp_path(rest, false, smtputf8_);
+    PathResult p = parse_smtp_path(rest, false, true);
     if (!p.ok) return error(reply("501 5.1.3 Bad recipient address: " + p.error));
+    // RFC 6531 section 3.7.4.1: as for the sender.
+    if (!smtputf8_ && has_non_ascii(p.address)) return error(reply("553 5.6.7 Non-ASCII address needs SMTPUTF8"));
     bool ok;
     auto params = parse_params(rest.substr(p.consumed), ok);
     if (!ok || (p.consumed < rest.size() && rest[p.consumed] != ' '))

@@ -24,6 +24,7 @@ class FakeSmtp:
         self.opts = opts
         self.transactions = []      # dicts: mail, rcpts (accepted), data (bytes, as on the wire)
         self.commands = []          # every command line received, in order
+        self.sessions = []          # per connection: (command line, number of the read it came in)
         self.connections = 0
         self.active = 0
         self.max_active = 0
@@ -96,13 +97,19 @@ class FakeSmtp:
         self.reply(c, greeting)
         tx = None
 
+        reads = 0
+        mine = []
+        with self.lock:
+            self.sessions.append(mine)
+
         def lines():
-            nonlocal buf
+            nonlocal buf, reads
             while True:
                 while b"\r\n" not in buf:
                     d = c.recv(65536)
                     if not d:
                         return
+                    reads += 1
                     buf += d
                 line, buf = buf.split(b"\r\n", 1)
                 yield line
@@ -111,6 +118,7 @@ class FakeSmtp:
         for raw in it:
             line = raw.decode("utf-8", "replace")
             self.commands.append(line)
+            mine.append((line, reads))
             verb = line.split(" ", 1)[0].split(":", 1)[0].upper()
             if o.get("drop_after") == verb:
                 return

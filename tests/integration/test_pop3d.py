@@ -133,6 +133,18 @@ def test_rset_and_a_dropped_connection_delete_nothing(inst, lst):
     assert "reason=dropped" in lst.read_log()
 
 
+def apop_refused(port, secret, what):
+    """APOP as alice with secret fails with the one reply for every failed login."""
+    p = poplib.POP3("127.0.0.1", port, timeout=10)
+    try:
+        p.apop("alice", secret)
+        raise AssertionError("APOP with %s worked" % what)
+    except poplib.error_proto as e:
+        assert str(e) == "b'-ERR [AUTH] authentication failed'", e
+    finally:
+        p.close()
+
+
 @with_pop3()
 def test_deleting_a_user_removes_its_apop_secret(inst, lst):
     subprocess.run([inst.bin("yubin-user"), "apop", "alice", "on"], input=(PASSWORD + "\n").encode(), check=True)
@@ -169,27 +181,21 @@ def test_apop_on_off_and_after_a_password_change(inst, lst):
     assert p.apop("alice", PASSWORD).startswith(b"+OK")
     p.quit()
     wait_unlocked(inst)
-    p = poplib.POP3("127.0.0.1", lst.port, timeout=10)
-    try:
-        p.apop("alice", "wrong")
-        raise AssertionError("APOP with a wrong secret worked")
-    except poplib.error_proto as e:
-        assert str(e) == "b'-ERR [AUTH] authentication failed'", e
-    p.close()
+    apop_refused(lst.port, "wrong", "a wrong secret")
     # a new password replaces the stored secret: APOP stays on, with it
     subprocess.run([inst.bin("yubin-user"), "passwd", "alice"], input=b"new-password\n", check=True)
-    p = poplib.POP3("127.0.0.1", lst.port, timeout=10)
-    try:
-        p.apop("alice", PASSWORD)
-        raise AssertionError("APOP with the old password worked")
-    except poplib.error_proto:
-        pass
-    p.close()
+    apop_refused(lst.port, PASSWORD, "the old password")
     p = poplib.POP3("127.0.0.1", lst.port, timeout=10)
     assert p.apop("alice", "new-password").startswith(b"+OK")
     p.quit()
     wait_unlocked(inst)
-    assert open(os.path.join(inst.dir, "users", "apop")).read().count("new-password") == 1
+    apop_file = os.path.join(inst.dir, "users", "apop")
+    assert open(apop_file).read().count("new-password") == 1
+    # a stored secret that is no longer the password (changed behind
+    # yubin-user's back) is refused, and the log says why
+    with open(apop_file, "w") as f:
+        f.write("alice:%s\n" % PASSWORD)
+    apop_refused(lst.port, PASSWORD, "a stale secret")
     subprocess.run(user + ["off"], check=True)
     p = poplib.POP3("127.0.0.1", lst.port, timeout=10)
     assert b"<" not in p.getwelcome()

@@ -476,7 +476,7 @@ TEST_CASE("smtp: RCPT accepts local domains only and never relays", "[smtp]") {
         {"<u@local.example>x", "501 5.5.4", ""},
         {"<u@@local.example>", "501 5.1.3", ""},
         {"<\"a@other.org@local.example>", "501 5.1.3", ""},
-        {"<u\xc3\xbc@local.example>", "501 5.1.3", ""},  // needs SMTPUTF8 in MAIL
+        {"<u\xc3\xbc@local.example>", "553 5.6.7", ""},  // needs SMTPUTF8 in MAIL (RFC 6531 3.7.4.1)
         // RCPT parameters are not supported
         {"<u@local.example> NOTIFY=NEVER", "555 5.5.4", ""},
         {"<u@local.example> ORCPT=rfc822;u@local.example", "555 5.5.4", ""},
@@ -509,13 +509,28 @@ TEST_CASE("smtp: RCPT accepts local domains only and never relays", "[smtp]") {
     CHECK(one(s.cmd("rcpt to:<u@local.example>")) == "250 2.1.5");
 }
 
-TEST_CASE("smtp: an SMTPUTF8 transaction accepts UTF-8 recipients", "[smtp]") {
-    Smtp s;
-    s.feed(ehlo);
-    REQUIRE(one(s.cmd("MAIL FROM:<a@b.example> SMTPUTF8")) == "250 2.1.0");
-    CHECK(one(s.cmd("RCPT TO:<\xc3\xbc@local.example>")) == "250 2.1.5");
-    CHECK(one(s.cmd("RCPT TO:<\xc3\xbc@\xc3\xbc.example>")) == "553 5.7.1");
-    CHECK(one(s.cmd("RCPT TO:<\xff@local.example>")) == "501 5.1.3");  // not UTF-8
+TEST_CASE("smtp: UTF-8 recipients with SMTPUTF8; without it 553 5.6.7, as for the sender", "[smtp]") {
+    struct Case {
+        const char* rcpt;
+        const char* with_utf8;
+        const char* without;
+    };
+    const Case cases[] = {
+        {"<\xc3\xbc@local.example>", "250 2.1.5", "553 5.6.7"},
+        {"<\xc3\xbc@\xc3\xbc.example>", "553 5.7.1", "553 5.6.7"},  // and never a relay
+        {"<u@\xc3\xbc.example>", "553 5.7.1", "553 5.6.7"},
+        {"<\xff@local.example>", "501 5.1.3", "501 5.1.3"},  // not UTF-8 at all
+        {"<u@local.example>", "250 2.1.5", "250 2.1.5"},
+    };
+    for (const Case& c : cases) {
+        INFO(c.rcpt);
+        for (bool utf8 : {true, false}) {
+            Smtp s;
+            s.feed(ehlo);
+            REQUIRE(one(s.cmd(utf8 ? "MAIL FROM:<a@b.example> SMTPUTF8" : "MAIL FROM:<a@b.example>")) == "250 2.1.0");
+            CHECK(one(s.cmd(std::string("RCPT TO:") + c.rcpt)) == (utf8 ? c.with_utf8 : c.without));
+        }
+    }
 }
 
 TEST_CASE("smtp: RELAYCLIENT accepts any domain and appends its value", "[smtp]") {
