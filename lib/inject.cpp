@@ -1,8 +1,8 @@
 #include "inject.hpp"
+#include "spawn.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,30 +31,12 @@ bool QueueInjection::start() {
     Fd env_r(env[0]), env_w(env[1]);
     if (::pipe2(id, O_CLOEXEC) < 0) return false;
     Fd id_r(id[0]), id_w(id[1]);
-    // queue-inject gets fds 0, 1 and 3. A pipe end on one of 0..3 (when the
-    // caller had closed some of them) could be overwritten by another dup2,
-    // or keep its close-on-exec flag on dup2 to itself: move it above them.
-    Fd* sources[] = {&msg_r, &env_r, &id_w};
-    for (Fd* f : sources)
-        if (f->get() <= 3) {
-            int moved = ::fcntl(f->get(), F_DUPFD_CLOEXEC, 10);
-            if (moved < 0) return false;
-            f->reset(moved);
-        }
-    // posix_spawn (a vfork in glibc), not fork: the caller's page tables are
-    // not copied, which matters for smtpd, running one queue-inject per message.
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, msg_r.get(), 0);
-    posix_spawn_file_actions_adddup2(&fa, env_r.get(), 1);
-    posix_spawn_file_actions_adddup2(&fa, id_w.get(), 3);
-    const std::string prog = inst_.path("bin/queue-inject");
-    char arg0[] = "queue-inject", arg1[] = "-i";
-    char* argv[] = {arg0, arg1, nullptr};
+    const char* argv[] = {"queue-inject", "-i", nullptr};
     pid_t pid;
-    int err = ::posix_spawn(&pid, prog.c_str(), &fa, nullptr, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (err != 0) return false;
+    if (spawn_program({inst_.path("bin/queue-inject"), false, argv, nullptr,
+                       {{msg_r.get(), 0}, {env_r.get(), 1}, {id_w.get(), 3}}, ""},
+                      &pid) != 0)
+        return false;
     pid_ = pid;
     msg_ = std::move(msg_w);
     env_ = std::move(env_w);

@@ -1,7 +1,6 @@
 #include "job_spawner.hpp"
 
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,10 +11,6 @@
 #include "instance.hpp"
 
 namespace yubin {
-
-namespace {
-constexpr int child_default_signals[] = {SIGPIPE, SIGTERM, SIGINT, SIGCHLD};
-}
 
 JobSpawner::JobSpawner(event_base* base, const char* name, size_t max_output, int in, int out)
     : log_(name), base_(base), max_output_(max_output), in_(in), out_(out) {
@@ -97,37 +92,6 @@ void JobSpawner::reap() {
 
 void JobSpawner::maybe_exit() {
     if (eof_ && children_.empty()) event_base_loopexit(base_, nullptr);
-}
-
-void reset_child_signals() {
-    for (int sig : child_default_signals) ::signal(sig, SIG_DFL);
-    sigset_t empty;
-    sigemptyset(&empty);
-    ::sigprocmask(SIG_SETMASK, &empty, nullptr);
-}
-
-int spawn_job_program(const std::string& path, const char* const* argv, int in, int out, bool stderr_too,
-                      const std::string& dir, pid_t* pid) {
-    // posix_spawn (vfork-like): no copy-on-write faults in the spawner per job.
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in, 0);
-    posix_spawn_file_actions_adddup2(&fa, out, 1);
-    if (stderr_too) posix_spawn_file_actions_adddup2(&fa, out, 2);
-    if (!dir.empty()) posix_spawn_file_actions_addchdir_np(&fa, dir.c_str());
-    posix_spawnattr_init(&attr);
-    sigset_t defaults, empty;
-    sigemptyset(&defaults);
-    for (int sig : child_default_signals) sigaddset(&defaults, sig);
-    sigemptyset(&empty);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setsigmask(&attr, &empty);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    int rc = ::posix_spawn(pid, path.c_str(), &fa, &attr, const_cast<char* const*>(argv), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    return rc;
 }
 
 int run_job_spawner(const char* name,

@@ -16,6 +16,7 @@
 #include "io.hpp"
 #include "log.hpp"
 #include "packet.hpp"
+#include "spawn.hpp"
 
 namespace yubin {
 
@@ -69,17 +70,6 @@ private:
     std::map<pid_t, Child> children_;
     bool eof_ = false;
 };
-
-// The signals a spawner ignores or catches (SIGPIPE, SIGTERM, SIGINT,
-// SIGCHLD) back to their defaults, and an empty mask: for a child between
-// fork and exec.
-void reset_child_signals();
-
-// posix_spawn path (argv[0] its name) with fd 0 = in, fd 1 = out, and fd 2
-// = out too when stderr_too, in dir when not empty, with the signals of
-// reset_child_signals(). Returns 0 or an errno value.
-int spawn_job_program(const std::string& path, const char* const* argv, int in, int out, bool stderr_too,
-                      const std::string& dir, pid_t* pid);
 
 // A spawner's main(): SIGPIPE, SIGTERM and SIGINT ignored (it keeps going
 // until queue-manager closes its input; yubin-start stops queue-manager

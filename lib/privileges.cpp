@@ -29,13 +29,14 @@ int become(Ids ids) {
     return 0;
 }
 
-bool system_instance_as_root(const std::string& queue_dir, const char* queue_user) {
-    if (::geteuid() != 0) return false;
+std::optional<Ids> system_queue_owner(const std::string& queue_dir, const char* queue_user) {
+    if (::geteuid() != 0) return std::nullopt;
     struct stat st;
     if (::stat(queue_dir.c_str(), &st) < 0) throw SysError("stat " + queue_dir, errno);
-    if (st.st_uid == 0) return false;
+    if (st.st_uid == 0) return std::nullopt;
     auto owner = lookup_user(queue_user);
-    return owner && owner->uid == st.st_uid;
+    if (!owner || owner->uid != st.st_uid) return std::nullopt;
+    return Ids{st.st_uid, st.st_gid};
 }
 
 ActAsOwnerOf::ActAsOwnerOf(const std::string& dir) {

@@ -35,12 +35,13 @@ std::optional<Ids> lookup_user(const std::string& name);
 // value. Only system calls, so a forked child may call it before exec.
 int become(Ids ids);
 
-// Is this a system instance seen by root? True when we run as root and the
+// Is this a system instance seen by root? When we run as root and the
 // instance's queue/ belongs to the user queue_user (yubin-setup --system
-// gives it to yubinq); a single-user instance, root's own or a user's, has
-// its queue owned by its owner. Throws SysError when queue/ cannot be
+// gives it to yubinq): the uid and gid of queue/, which queue-manager runs
+// as. Otherwise nullopt: a single-user instance, root's own or a user's,
+// has its queue owned by its owner. Throws SysError when queue/ cannot be
 // examined.
-bool system_instance_as_root(const std::string& queue_dir, const char* queue_user = system_user::queue);
+std::optional<Ids> system_queue_owner(const std::string& queue_dir, const char* queue_user = system_user::queue);
 
 // Run by root: until destroyed, act (effective uid and gid) as the owner
 // of dir, so that what root makes inside a directory another user owns is

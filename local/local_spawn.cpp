@@ -26,7 +26,7 @@ public:
     LocalSpawner(const Instance& inst, event_base* base)
         : JobSpawner(base, "local-spawn", max_output), inst_(inst), deliver_(inst.path("bin/local-deliver")) {
         defaultdelivery_ = inst_.control_string("defaultdelivery", "./Maildir/");
-        system_ = system_instance_as_root(inst_.queue_path());
+        system_ = system_queue_owner(inst_.queue_path()).has_value();
         separator_ = extension_separator(inst_);
     }
 
@@ -91,7 +91,8 @@ private:
         }
         pid_t pid;
         int err = as ? fork_as(argv, msg.get(), wr.get(), target->home, *as, &pid)
-                     : spawn_job_program(deliver_, argv, msg.get(), wr.get(), true, target->home, &pid);
+                     : spawn_program({deliver_, false, argv, nullptr,
+                                      {{msg.get(), 0}, {wr.get(), 1}, {wr.get(), 2}}, target->home}, &pid);
         if (err) {
             report(job, 'Z', "4.3.0 cannot run local-deliver: " + std::string(std::strerror(err)));
             return;
@@ -100,7 +101,7 @@ private:
         track(pid, Job{job}, std::move(rd));
     }
 
-    // spawn_job_program with a change of user, which posix_spawn cannot do.
+    // spawn_program with a change of user, which posix_spawn cannot do.
     // The child reports a failure before exec through a close-on-exec pipe.
     int fork_as(const char* const* argv, int msg, int out, const std::string& home, Ids as, pid_t* pid) {
         int status[2];

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,13 +79,11 @@ int main() {
     // mailbox's owner. Otherwise every program runs as we do.
     std::optional<Ids> manager_ids, remote_ids, local_ids;
     try {
-        if (system_instance_as_root(inst->queue_path())) {
-            struct stat st;
-            if (::stat(inst->queue_path().c_str(), &st) < 0) throw SysError("stat queue", errno);
-            manager_ids = Ids{st.st_uid, st.st_gid};
+        manager_ids = system_queue_owner(inst->queue_path());
+        if (manager_ids) {
             auto remote = lookup_user(system_user::remote);
             if (!remote) throw std::runtime_error(std::string("no user ") + system_user::remote);
-            remote_ids = Ids{remote->uid, st.st_gid};
+            remote_ids = Ids{remote->uid, manager_ids->gid};
             local_ids = Ids{0, 0};  // root, without root's supplementary groups
         }
     } catch (const std::exception& e) {

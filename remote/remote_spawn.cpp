@@ -55,7 +55,7 @@ private:
         for (size_t i = job_fixed_fields; i < p.size(); ++i) argv.push_back(p[i].c_str());
         argv.push_back(nullptr);
         pid_t pid;
-        if (spawn_job_program(deliver_, argv.data(), msg.get(), wr.get(), false, "", &pid) != 0) {
+        if (spawn_program({deliver_, false, argv.data(), nullptr, {{msg.get(), 0}, {wr.get(), 1}}, ""}, &pid) != 0) {
             report_all(job, rcpts, RemoteResult::temporary("4.3.0", "cannot run remote-deliver"));
             return;
         }

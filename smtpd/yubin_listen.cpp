@@ -7,7 +7,6 @@
 #include <grp.h>
 #include <netdb.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +22,7 @@
 #include "io.hpp"
 #include "log.hpp"
 #include "netrules.hpp"
+#include "spawn.hpp"
 
 using namespace yubin;
 
@@ -144,11 +144,7 @@ private:
             log_({{"event", "deny"}, {"remote", remote}});
             return;
         }
-        // posix_spawn, which glibc does with a vfork: the listener's page
-        // tables are not copied for each connection, nor its pages made
-        // copy-on-write until the exec (tests/bench/smtp_bench.py: with
-        // smtpd's queue-inject started the same way, a third less CPU time
-        // per SMTP connection that sends one message).
+        // PROGRAM with the connection on fds 0 and 1 (c itself is close-on-exec).
         std::vector<std::string> env = base_env_;
         put_env(env, "PROTO", "TCP");
         put_env(env, "TCPREMOTEIP", remote);
@@ -162,7 +158,7 @@ private:
         for (auto& e : env) envp.push_back(e.data());
         envp.push_back(nullptr);
         pid_t pid;
-        int err = spawn(c, envp.data(), &pid);
+        int err = spawn_program({o_.argv[0], true, o_.argv.data(), envp.data(), {{c, 0}, {c, 1}}, ""}, &pid);
         if (err != 0) {
             log_({{"event", "error"}, {"error", std::string("cannot run ") + o_.argv[0] + ": " + std::strerror(err)}});
             return;
@@ -172,29 +168,6 @@ private:
               {"active", std::to_string(children_.size())}});
         // At the limit, stop accepting (the kernel queues further clients) until one ends.
         if (children_.size() >= o_.limit) event_del(accept_ev_.get());
-    }
-
-    // PROGRAM with the connection on fds 0 and 1 (c itself is close-on-exec),
-    // SIGCHLD and SIGPIPE at their defaults and no signal blocked.
-    int spawn(int c, char** envp, pid_t* pid) {
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawnattr_init(&attr);
-        posix_spawn_file_actions_adddup2(&fa, c, 0);
-        posix_spawn_file_actions_adddup2(&fa, c, 1);
-        sigset_t none, dfl;
-        sigemptyset(&none);
-        sigemptyset(&dfl);
-        sigaddset(&dfl, SIGCHLD);
-        sigaddset(&dfl, SIGPIPE);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setsigdefault(&attr, &dfl);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        int err = ::posix_spawnp(pid, o_.argv[0], &fa, &attr, o_.argv.data(), envp);
-        posix_spawnattr_destroy(&attr);
-        posix_spawn_file_actions_destroy(&fa);
-        return err;
     }
 
     // Sets NAME=VALUE in env, replacing an earlier NAME.

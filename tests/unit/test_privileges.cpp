@@ -40,20 +40,23 @@ TEST_CASE("become: uid, gid, no supplementary groups, no way back to root", "[pr
     }
 }
 
-TEST_CASE("system_instance_as_root: queue/ belongs to the queue user", "[privileges]") {
+TEST_CASE("system_queue_owner: queue/ belongs to the queue user", "[privileges]") {
     test::TempDir dir;
     std::string queue = dir / "queue";
     REQUIRE(::mkdir(queue.c_str(), 0700) == 0);
-    CHECK_FALSE(system_instance_as_root(queue, "nobody"));  // ours: root's own single-user instance, or not root
+    CHECK_FALSE(system_queue_owner(queue, "nobody"));  // ours: root's own single-user instance, or not root
     if (::geteuid() == 0) {
         auto nobody = lookup_user("nobody");
         REQUIRE(nobody.has_value());
         REQUIRE(::chown(queue.c_str(), nobody->uid, nobody->gid) == 0);
-        CHECK(system_instance_as_root(queue, "nobody"));
+        auto owner = system_queue_owner(queue, "nobody");
+        REQUIRE(owner.has_value());
+        CHECK(owner->uid == nobody->uid);
+        CHECK(owner->gid == nobody->gid);
         // Another user's single-user instance, started by root, is not a system instance.
-        CHECK_FALSE(system_instance_as_root(queue, "no-such-user-yubin"));
-        CHECK_FALSE(system_instance_as_root(queue, "root"));
-        CHECK_THROWS_AS(system_instance_as_root(dir / "absent"), SysError);
+        CHECK_FALSE(system_queue_owner(queue, "no-such-user-yubin"));
+        CHECK_FALSE(system_queue_owner(queue, "root"));
+        CHECK_THROWS_AS(system_queue_owner(dir / "absent"), SysError);
     }
 }
 
