@@ -22,8 +22,9 @@ void ignore_sigpipe() {
 }
 }  // namespace
 
-bool QueueInjection::start() {
+bool QueueInjection::start(const Envelope& envelope) {
     ignore_sigpipe();
+    env_message_ = envelope;
     int msg[2], env[2], id[2];
     if (::pipe2(msg, O_CLOEXEC) < 0) return false;
     Fd msg_r(msg[0]), msg_w(msg[1]);
@@ -86,13 +87,13 @@ int QueueInjection::wait() {
     return inject_exit::internal;
 }
 
-int QueueInjection::finish(const Envelope& env) {
+int QueueInjection::finish() {
     if (pid_ < 0) return inject_exit::internal;
     flush();
     msg_.reset();
     if (!broken_) {
         try {
-            write_all(env_.get(), encode_qmail_envelope(env));
+            write_all(env_.get(), encode_qmail_envelope(env_message_));
         } catch (const SysError&) {
         }
     }
@@ -111,12 +112,12 @@ int QueueInjection::abort() {
 
 int run_queue_inject(const Instance& inst, std::string_view message, const Envelope& env) {
     QueueInjection q(inst);
-    if (!q.start()) {
+    if (!q.start(env)) {
         int code = q.abort();
         return code == 0 ? inject_exit::internal : code;
     }
     q.write(message);
-    return q.finish(env);
+    return q.finish();
 }
 
 }  // namespace yubin

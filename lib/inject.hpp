@@ -11,8 +11,8 @@
 
 namespace yubin {
 
-// One queue-inject run, streamed: start() (which learns the queue id), any
-// number of write()s, then finish(envelope) for the exit status, or abort()
+// One queue-inject run, streamed: start(envelope) (which learns the queue
+// id), any number of write()s, then finish() for the exit status, or abort()
 // to drop the message (queue-inject then removes its temporary file).
 class QueueInjection {
 public:
@@ -22,11 +22,11 @@ public:
     QueueInjection& operator=(const QueueInjection&) = delete;
 
     // false if queue-inject could not be started or reported no id.
-    bool start();
+    bool start(const Envelope& envelope);
     const std::string& id() const { return id_; }
     void write(std::string_view data);
     // queue-inject's exit status (inject_exit codes).
-    int finish(const Envelope& env);
+    int finish();
     // Returns queue-inject's exit status (non-zero: it stored nothing).
     int abort();
 
@@ -37,6 +37,7 @@ private:
     const Instance& inst_;
     pid_t pid_ = -1;
     Fd msg_, env_;
+    Envelope env_message_;
     std::string id_, buf_;
     bool broken_ = false;
 };

@@ -197,7 +197,8 @@ DeliveryResult LocalDelivery::add_forward(const std::string& address, const std:
 DeliveryResult LocalDelivery::inject_forwards() {
     if (forwards_.empty()) return DeliveryResult::success();
     QueueInjection q(inst_);
-    if (!q.start()) {
+    Envelope env{newsender_, forwards_};
+    if (!q.start(env)) {
         int code = q.abort();
         return DeliveryResult::temporary("4.3.0",
                                          std::string("cannot forward: queue-inject: ") +
@@ -205,8 +206,7 @@ DeliveryResult LocalDelivery::inject_forwards() {
     }
     q.write(dt_line(rcpt_.local, rcpt_.domain));
     q.write(message_);
-    Envelope env{newsender_, forwards_};
-    const int code = q.finish(env);
+    const int code = q.finish();
     if (code != inject_exit::ok) {
         std::string text = std::string("cannot forward: queue-inject: ") + inject_exit::describe(code);
         return inject_exit::is_permanent(code) ? DeliveryResult::permanent("5.3.0", text)

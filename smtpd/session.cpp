@@ -283,7 +283,7 @@ std::string SmtpSession::cmd_rcpt(std::string_view arg) {
 }
 
 bool SmtpSession::begin_message() {
-    if (!sink_.begin(queue_id_)) return false;
+    if (!sink_.begin(env_, queue_id_)) return false;
     in_sink_ = true;
     in_header_ = true;
     bad_line_end_ = too_long_ = too_big_ = false;
@@ -415,7 +415,7 @@ std::string SmtpSession::end_message() {
         reset_transaction();
         return reply(r);
     }
-    int code = sink_.commit(env_);
+    int code = sink_.commit();
     in_sink_ = false;
     std::string id = queue_id_;
     reset_transaction();

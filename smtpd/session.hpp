@@ -28,9 +28,10 @@ struct SmtpConfig {
 class MessageSink {
 public:
     virtual ~MessageSink() = default;
-    virtual bool begin(std::string& queue_id) = 0;    // false: temporary failure
+    // The envelope is complete when the message begins (DATA, first BDAT).
+    virtual bool begin(const Envelope& env, std::string& queue_id) = 0;  // false: temporary failure
     virtual void write(std::string_view data) = 0;
-    virtual int commit(const Envelope& env) = 0;      // inject_exit code
+    virtual int commit() = 0;                         // inject_exit code
     virtual void abort() = 0;
 };
 

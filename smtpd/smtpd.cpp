@@ -26,9 +26,9 @@ namespace {
 class QueueSink : public MessageSink {
 public:
     explicit QueueSink(const Instance& inst) : inst_(inst) {}
-    bool begin(std::string& id) override {
+    bool begin(const Envelope& env, std::string& id) override {
         q_ = std::make_unique<QueueInjection>(inst_);
-        if (!q_->start()) {
+        if (!q_->start(env)) {
             q_.reset();
             return false;
         }
@@ -36,8 +36,8 @@ public:
         return true;
     }
     void write(std::string_view data) override { q_->write(data); }
-    int commit(const Envelope& env) override {
-        int code = q_->finish(env);
+    int commit() override {
+        int code = q_->finish();
         q_.reset();
         return code;
     }

@@ -29,13 +29,15 @@ public:
     std::string current;                  // the message being written
     std::vector<std::string> messages;    // what each commit() had received
     std::vector<Envelope> envelopes;      // each commit()'s envelope
+    Envelope begun;                       // the envelope given to begin()
 
-    bool begin(std::string& queue_id) override {
+    bool begin(const Envelope& env, std::string& queue_id) override {
         log += 'B';
         CHECK_FALSE(open);
         if (fail_begin) return false;
         open = true;
         current.clear();
+        begun = env;
         queue_id = id;
         return true;
     }
@@ -43,12 +45,12 @@ public:
         CHECK(open);
         current.append(data);
     }
-    int commit(const Envelope& env) override {
+    int commit() override {
         log += 'C';
         CHECK(open);
         open = false;
         messages.push_back(current);
-        envelopes.push_back(env);
+        envelopes.push_back(begun);
         return commit_code;
     }
     void abort() override {
