@@ -1,18 +1,22 @@
 // smtpd: SMTP on stdin/stdout for one connection; every accepted message
 // goes through queue-inject. Launched by tcpserver, inetd, yubin-listen or
-// sendmail -bs. See smtpd(8).
+// sendmail -bs; under yubin-listen -m it serves one connection after another,
+// each handed over by yubin-listen. See smtpd(8).
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <optional>
 
 #include "event.hpp"
 #include "exitcodes.hpp"
+#include "handoff.hpp"
 #include "inject.hpp"
 #include "instance.hpp"
 #include "io.hpp"
@@ -48,10 +52,10 @@ private:
     std::unique_ptr<QueueInjection> q_;
 };
 
-std::string env_or(const char* name, const std::string& def = {}) {
-    const char* v = std::getenv(name);
-    return v ? v : def;
-}
+// The variables of one connection: the process environment (tcpserver,
+// inetd, a single connection from yubin-listen), or what yubin-listen
+// handed over with a connection (handoff mode).
+using Vars = std::function<const char*(const char*)>;
 
 // The client's address: TCPREMOTEIP (tcpserver, yubin-listen), else the
 // socket on fd 0 (inetd), else a local session (sendmail -bs).
@@ -64,19 +68,21 @@ void remote_from_socket(SmtpConfig& cfg) {
         cfg.remote_ip = host;
 }
 
-SmtpConfig load_config(const Instance& inst) {
+SmtpConfig load_config(const Instance& inst, const Vars& var) {
     SmtpConfig cfg;
     cfg.me = inst.control_string("smtpgreeting", inst.control_string("me", "localhost"));
     cfg.rcpthosts = inst.control_lines("rcpthosts");
     cfg.databytes = static_cast<size_t>(inst.control_long("databytes", 10240000, 0, 1L << 40));
     cfg.max_rcpts = static_cast<size_t>(inst.control_long("maxrcpt", 100, 1, 100000));
     cfg.maxhops = static_cast<unsigned>(inst.control_long("maxhops", 100, 1, 10000));
-    if (const char* relay = std::getenv("RELAYCLIENT")) {
+    if (const char* relay = var("RELAYCLIENT")) {
         cfg.relay_allowed = true;
         cfg.relay_suffix = relay;
     }
-    cfg.remote_ip = env_or("TCPREMOTEIP");
-    cfg.remote_host = env_or("TCPREMOTEHOST");
+    const char* ip = var("TCPREMOTEIP");
+    const char* host = var("TCPREMOTEHOST");
+    cfg.remote_ip = ip ? ip : "";
+    cfg.remote_host = host ? host : "";
     if (cfg.remote_ip.empty()) remote_from_socket(cfg);
     if (cfg.remote_ip.empty()) cfg.local_uid = std::to_string(::getuid());
     return cfg;
@@ -88,15 +94,17 @@ struct Connection {
     timeval timeout;
     int write_timeout;
     EventPtr ev;
+    bool gone = false;  // the client went away or stopped reading
 };
 
-void send(const Connection& c, const std::string& out) {
-    if (out.empty()) return;
+void send(Connection& c, const std::string& out) {
+    if (out.empty() || c.gone) return;
     ::alarm(static_cast<unsigned>(c.write_timeout));  // a client that stops reading cannot hold us
     try {
         write_all(1, out);
     } catch (const SysError&) {
-        std::_Exit(0);
+        c.gone = true;
+        event_base_loopexit(c.base, nullptr);
     }
     ::alarm(0);
 }
@@ -116,11 +124,82 @@ void on_input(evutil_socket_t fd, short what, void* arg) {
         return;
     }
     send(*c, c->session->feed(std::string_view(buf, static_cast<size_t>(n))));
+    if (c->gone) return;
     if (c->session->closed()) {
         event_base_loopexit(c->base, nullptr);
         return;
     }
     event_add(c->ev.get(), &c->timeout);  // re-arm the idle timeout
+}
+
+// poll(2), not epoll: fd 0 may be a regular file (smtpd < dialog).
+EventBasePtr poll_event_base() {
+    event_config* ecfg = event_config_new();
+    event_config_avoid_method(ecfg, "epoll");
+    EventBasePtr base(event_base_new_with_config(ecfg));
+    event_config_free(ecfg);
+    return base;
+}
+
+// One SMTP session on fds 0 and 1. false: the configuration could not be
+// read (the client got a 421).
+bool serve(const Instance& inst, event_base* base, const Vars& var, Log& log) {
+    SmtpConfig cfg;
+    long timeout;
+    try {
+        cfg = load_config(inst, var);
+        timeout = inst.control_long("timeoutsmtpd", 1200, 1, 86400);
+    } catch (const std::exception& e) {
+        log({{"event", "fatal"}, {"error", e.what()}});
+        const char msg[] = "421 4.3.5 Mail system configuration error; try again later\r\n";
+        ssize_t n = ::write(1, msg, sizeof msg - 1);
+        (void)n;
+        return false;
+    }
+    QueueSink sink(inst);
+    SmtpSession session(cfg, sink);
+    Connection c{&session, base, seconds(static_cast<double>(timeout)), static_cast<int>(timeout), nullptr};
+    // fd 0 stays blocking: on a socket it is the same file as fd 1, and a
+    // full send buffer must make a reply wait (bounded by the alarm), not fail.
+    // One read per readiness never blocks.
+    c.ev = make_event(base, 0, EV_READ, on_input, &c);
+    send(c, session.greeting());
+    if (!c.gone) {
+        event_add(c.ev.get(), &c.timeout);
+        event_base_dispatch(base);
+    }
+    return true;
+}
+
+// Handoff mode (yubin-listen -m, yubin-listen(8)): yubin-listen passes each
+// connection over the SOCK_SEQPACKET socket on fd HANDOFF, with its
+// variables as NAME=VALUE strings, each ended by a NUL. smtpd serves it on
+// fds 0 and 1, writes one byte back when the session has ended, and waits
+// for the next; it ends when yubin-listen closes the socket.
+int serve_handoffs(int handoff, const Instance& inst, Log& log) {
+    EventBasePtr base = poll_event_base();
+    Fd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (!null) return 111;
+    for (;;) {
+        Handoff h = receive_handoff(handoff);
+        if (h.end) return 0;
+        if (h.conn) {
+            // The connection becomes fds 0 and 1 (not close-on-exec: queue-inject gets /dev/null anyway).
+            ::dup2(h.conn.get(), 0);
+            ::dup2(h.conn.get(), 1);
+            h.conn.reset();
+            Vars var = [&h](const char* name) -> const char* {
+                auto it = h.vars.find(name);
+                return it == h.vars.end() ? nullptr : it->second.c_str();
+            };
+            bool ok = serve(inst, base.get(), var, log);
+            // Closing our copies ends the TCP connection.
+            ::dup2(null.get(), 0);
+            ::dup2(null.get(), 1);
+            if (!ok) return 111;
+        }
+        if (!send_ready(handoff)) return 0;
+    }
 }
 
 }  // namespace
@@ -129,12 +208,8 @@ int main() {
     ::signal(SIGPIPE, SIG_IGN);
     Log log("smtpd");
     std::optional<Instance> inst;
-    SmtpConfig cfg;
-    long timeout = 1200;
     try {
         inst = Instance::of_this_program();
-        cfg = load_config(*inst);
-        timeout = inst->control_long("timeoutsmtpd", 1200, 1, 86400);
     } catch (const std::exception& e) {
         log({{"event", "fatal"}, {"error", e.what()}});
         const char msg[] = "421 4.3.5 Mail system configuration error; try again later\r\n";
@@ -142,20 +217,8 @@ int main() {
         (void)n;
         return 111;
     }
-    QueueSink sink(*inst);
-    SmtpSession session(cfg, sink);
-    // poll(2), not epoll: fd 0 may be a regular file (smtpd < dialog).
-    event_config* ecfg = event_config_new();
-    event_config_avoid_method(ecfg, "epoll");
-    EventBasePtr base(event_base_new_with_config(ecfg));
-    event_config_free(ecfg);
-    Connection c{&session, base.get(), seconds(static_cast<double>(timeout)), static_cast<int>(timeout), nullptr};
-    // fd 0 stays blocking: on a socket it is the same file as fd 1, and a
-    // full send buffer must make a reply wait (bounded by the alarm), not fail.
-    // One read per readiness never blocks.
-    c.ev = make_event(base.get(), 0, EV_READ, on_input, &c);
-    send(c, session.greeting());
-    event_add(c.ev.get(), &c.timeout);
-    event_base_dispatch(base.get());
-    return 0;
+    int handoff = handoff_fd_from_environment();
+    if (handoff >= 0) return serve_handoffs(handoff, *inst, log);
+    EventBasePtr base = poll_event_base();
+    return serve(*inst, base.get(), [](const char* name) -> const char* { return std::getenv(name); }, log) ? 0 : 111;
 }

@@ -109,19 +109,24 @@ def free_port():
 
 class Listener:
     """yubin-listen on a free loopback port running the instance's smtpd."""
-    def __init__(self, inst, rules=None, limit=None):
+    def __init__(self, inst, rules=None, limit=None, maxuse=None):
         import socket
         self.port = free_port()
         args = [inst.bin("yubin-listen")]
         if limit:
             args += ["-c", str(limit)]
+        if maxuse:
+            args += ["-m", str(maxuse)]
         if rules is not None:
             path = os.path.join(inst.dir, "control", "smtp-rules")
             with open(path, "w") as f:
                 f.write(rules)
             args += ["-x", path]
-        self.proc = subprocess.Popen(args + ["-H", "-R", "127.0.0.1", str(self.port), inst.bin("smtpd")],
-                                     stderr=subprocess.PIPE)
+        # The log goes to a file: a pipe nobody reads would fill and stop yubin-listen.
+        self.logfile = os.path.join(inst.dir, "yubin-listen.%d.log" % self.port)
+        with open(self.logfile, "wb") as log:
+            self.proc = subprocess.Popen(args + ["-H", "-R", "127.0.0.1", str(self.port), inst.bin("smtpd")],
+                                         stderr=log)
         def up():
             try:
                 socket.create_connection(("127.0.0.1", self.port), 1).close()
@@ -137,7 +142,11 @@ class Listener:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        return self.proc.stderr.read().decode()
+        return self.log()
+
+    def log(self):
+        with open(self.logfile, "rb") as f:
+            return f.read().decode()
 
 
 @with_instance()
@@ -209,23 +218,31 @@ def test_rules_deny_and_connection_limit(inst):
         lst.stop()
     lst = Listener(inst, limit=1)
     try:
-        a = socket.create_connection(("127.0.0.1", lst.port), 5)
-        a.settimeout(5)
-        assert a.recv(100).startswith(b"220 ")
-        b = socket.create_connection(("127.0.0.1", lst.port), 5)
-        b.settimeout(0.5)
-        try:
-            got = b.recv(100)
-        except socket.timeout:
-            got = None
-        assert got is None, got          # waits: the limit is one session
-        a.sendall(b"QUIT\r\n")
-        a.close()
-        b.settimeout(5)
-        assert b.recv(100).startswith(b"220 ")
-        b.close()
+        second_client_waits_for_the_first(lst)
     finally:
         lst.stop()
+
+
+def second_client_waits_for_the_first(lst):
+    """A listener with -c 1: a second client gets no greeting until the first has quit."""
+    import socket
+    a = socket.create_connection(("127.0.0.1", lst.port), 5)
+    a.settimeout(5)
+    assert a.recv(100).startswith(b"220 ")
+    b = socket.create_connection(("127.0.0.1", lst.port), 5)
+    b.settimeout(0.5)
+    try:
+        got = b.recv(100)
+    except socket.timeout:
+        got = None
+    assert got is None, got          # waits: the limit is one session
+    a.sendall(b"QUIT\r\n")
+    a.settimeout(5)
+    assert a.recv(100).startswith(b"221 ")
+    a.close()
+    b.settimeout(5)
+    assert b.recv(100).startswith(b"220 ")
+    b.close()
 
 
 if __name__ == "__main__":
