@@ -97,11 +97,11 @@ class SystemInstance:
         self.spawn([self.bin("yubin-start")])
         wait_for(lambda: "event=start me=" in self.log(), 10, "queue-manager to start")
 
-    def listen(self, user, program):
+    def listen(self, user, program, *options):
         port = free_port()
         u = self.user[user]
-        self.spawn([self.bin("yubin-listen"), "-u", str(u.pw_uid), "-g", str(u.pw_gid), "127.0.0.1", str(port),
-                    self.bin(program)])
+        self.spawn([self.bin("yubin-listen")] + list(options) +
+                   ["-u", str(u.pw_uid), "-g", str(u.pw_gid), "127.0.0.1", str(port), self.bin(program)])
         wait_for(lambda: ("event=listening address=127.0.0.1:%d" % port) in self.log(), 10, "yubin-listen")
         return port
 
@@ -198,7 +198,7 @@ def test_each_program_runs_as_its_user(inst):
 @system_test
 def test_smtpd_runs_as_yubind_and_mail_reaches_the_mailbox(inst):
     inst.start()
-    port = inst.listen("yubind", "smtpd")
+    port = inst.listen("yubind", "smtpd", "-m", "100")  # as make run starts it
     d = inst.user["yubind"]
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
         s.ehlo("client.example")
