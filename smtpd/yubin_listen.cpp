@@ -191,9 +191,7 @@ private:
     void run_for(const Fd& conn, const Vars& vars, const std::string& remote) {
         std::vector<std::string> env = base_env_;
         for (const auto& [k, v] : vars) put_env(env, k, v);
-        std::vector<char*> envp;
-        for (auto& e : env) envp.push_back(e.data());
-        envp.push_back(nullptr);
+        std::vector<char*> envp = pointers(env);
         pid_t pid;
         const int c = conn.get();
         int err = spawn_program({o_.argv[0], true, o_.argv.data(), envp.data(), {{c, 0}, {c, 1}}, ""}, &pid);
@@ -229,7 +227,7 @@ private:
             }
             if (err == EMSGSIZE || err == EINVAL) {
                 idle_.push_back(w);
-                log_({{"event", "error"}, {"remote", remote}, {"error", "the rule's variables are too long"}});
+                log_({{"event", "error"}, {"remote", remote}, {"error", "the connection's variables cannot be handed over (too long?)"}});
                 return;
             }
             remove(*w);
@@ -248,9 +246,7 @@ private:
         ::fcntl(theirs.get(), F_SETFL, 0);
         std::vector<std::string> env = base_env_;
         put_env(env, handoff_variable, std::to_string(handoff_fd));
-        std::vector<char*> envp;
-        for (auto& e : env) envp.push_back(e.data());
-        envp.push_back(nullptr);
+        std::vector<char*> envp = pointers(env);
         pid_t pid;
         int err = spawn_program({o_.argv[0], true, o_.argv.data(), envp.data(),
                                  {{null_.get(), 0}, {null_.get(), 1}, {theirs.get(), handoff_fd}}, ""},
@@ -312,6 +308,14 @@ private:
     void retire_idle() {
         const time_t now = ::time(nullptr);
         while (!idle_.empty() && now - idle_.front()->idle_since >= max_idle_seconds) remove(*idle_.front());
+    }
+
+    // envp for env (which must outlive it).
+    static std::vector<char*> pointers(std::vector<std::string>& env) {
+        std::vector<char*> p;
+        for (auto& e : env) p.push_back(e.data());
+        p.push_back(nullptr);
+        return p;
     }
 
     // Sets NAME=VALUE in env, replacing an earlier NAME.
