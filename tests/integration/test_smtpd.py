@@ -142,7 +142,10 @@ class Listener:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        return self.log()
+        log = self.log()
+        # make check SANITIZE=1: what smtpd's sanitizers report lands in this log
+        assert "Sanitizer" not in log and "runtime error" not in log, log[-3000:]
+        return log
 
     def log(self):
         with open(self.logfile, "rb") as f:
