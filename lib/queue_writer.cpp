@@ -25,10 +25,14 @@ Envelope check_envelope(std::string_view raw) {
     return *std::move(env);
 }
 
-std::string QueueIds::next(pid_t pid) {
+long long QueueIds::system_clock() {
     struct timeval tv;
     ::gettimeofday(&tv, nullptr);
-    long long now = static_cast<long long>(tv.tv_sec) * 1000000 + tv.tv_usec;
+    return static_cast<long long>(tv.tv_sec) * 1000000 + tv.tv_usec;
+}
+
+std::string QueueIds::next(pid_t pid) {
+    long long now = clock_();
     if (now <= last_) now = last_ + 1;
     last_ = now;
     return std::to_string(now / 1000000) + "." + std::to_string(now % 1000000) + "." + std::to_string(pid);

@@ -39,10 +39,14 @@ Envelope check_envelope(std::string_view raw);
 // microsecond past the last id when it has not advanced).
 class QueueIds {
 public:
+    using Clock = long long (*)();  // microseconds since the epoch
+    static long long system_clock();
+    explicit QueueIds(Clock clock = system_clock) : clock_(clock) {}
     std::string next(pid_t pid);
 
 private:
-    long long last_ = 0;  // microseconds since the epoch of the last id
+    Clock clock_;
+    long long last_ = 0;  // of the last id
 };
 
 // The queue header and Received: line of a message injected by uid (process pid) at now.
