@@ -37,9 +37,14 @@ struct Config {
     long processes;    // processes accepting on the socket
 };
 
+// Two processes by default: one process fsyncs its files one after another
+// (about 1 ms each here), two overlap them. Measured with 3000 messages of 4 KiB
+// from 10 and 50 concurrent clients on 2 CPUs: 700-980 msg/s with one
+// process (12 messages per fsync of new/ at 50 clients), 1200-1340 with two.
+
 Config read_config(const Instance& inst) {
     return {inst.control_long("timeoutinjectd", 3600, 1, 86400), inst.control_long("concurrencyinjectd", 500, 1, 10000),
-            inst.control_long("injectdprocesses", 1, 1, 64)};
+            inst.control_long("injectdprocesses", 2, 1, 64)};
 }
 
 std::string one_line(std::string s) {
@@ -98,7 +103,11 @@ public:
         event_add(int_ev_.get(), nullptr);
     }
 
-    void run() { event_base_dispatch(base_.get()); }
+    void run() {
+        event_base_dispatch(base_.get());
+        log_({{"event", "served"}, {"pid", std::to_string(::getpid())}, {"messages", std::to_string(messages_)},
+              {"commits", std::to_string(commits_)}});
+    }
 
     event_base* base() const { return base_.get(); }
     const Instance& inst() const { return inst_; }
@@ -161,6 +170,8 @@ private:
     void commit() {
         std::vector<Client*> batch;
         batch.swap(pending_);
+        ++commits_;
+        messages_ += batch.size();
         std::vector<std::pair<int, std::string>> results(batch.size(), {inject_exit::ok, ""});
         bool renamed = false;
         for (size_t i = 0; i < batch.size(); ++i) {
@@ -191,6 +202,7 @@ private:
     EventPtr accept_ev_, commit_ev_, resume_ev_, term_ev_, int_ev_;
     bool accepting_ = true;
     QueueIds ids_;
+    unsigned long long messages_ = 0, commits_ = 0;  // messages ended, group commits
     std::map<int, std::unique_ptr<Client>> clients_;
     std::vector<Client*> pending_;
 };

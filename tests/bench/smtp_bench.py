@@ -29,7 +29,8 @@ and fsynced (yubin: queue-inject, 2 fsyncs; Postfix: cleanup, 1 fsync).
            in "server cpu". It never runs as root, so when the bench runs as
            root the instance belongs to, and every yubin program runs as,
            the user nobody. BENCH_SMTP_INJECTD=0: no queue-injectd, smtpd
-           runs queue-inject for each message (as before queue-injectd).
+           runs queue-inject for each message (as before queue-injectd);
+           BENCH_SMTP_INJECTD=N (> 1): control/injectdprocesses N.
   postfix  Postfix from the Debian package in build/postfix (postfix.py),
            its own config and queue for each run, smtpd in master.cf on
            another free loopback port; no qmgr (except in "delivery"), so
@@ -95,7 +96,7 @@ SENDER = "bench@client.example"
 RCPT = "u@" + HOST
 HELO = "client.example"
 SMTP_SOURCE = os.path.join(postfix.SBIN, "smtp-source")
-INJECTD = os.environ.get("BENCH_SMTP_INJECTD", "1") != "0"
+INJECTD = int(os.environ.get("BENCH_SMTP_INJECTD", "1"))  # queue-injectd's processes; 0: none
 # queue-injectd never runs as root: as root, yubin's instance belongs to nobody.
 OWNER = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
 
@@ -246,6 +247,9 @@ class YubinServer:
             f.write(HOST + "\n")
         with open(os.path.join(self.dir, "control", "concurrencylocal"), "w") as f:
             f.write("10\n")
+        if INJECTD > 1:
+            with open(os.path.join(self.dir, "control", "injectdprocesses"), "w") as f:
+                f.write("%d\n" % INJECTD)
         self.maildir_new = os.path.join(self.dir, "home", "u", "Maildir", "new")
         self.logpath = os.path.join(tmp, "yubin-%s.log" % tag)
         self.log = open(self.logpath, "ab")
@@ -449,7 +453,8 @@ def run(tmp):
     print("smtp: %d messages, payload %d bytes, 1 recipient; %d cpus, load %s" % (N, PAYLOAD, os.cpu_count(), load()))
     print("  smtp-source -c [-d] %s" % " ".join(smtp_source_args("S", 0)).replace("127.0.0.1:0", "127.0.0.1:PORT"))
     print("  yubin: yubin-listen -c 100 + smtpd, yubin-start not running (accepted = in queue/new), %s%s"
-          % ("queue-injectd running" if INJECTD else "no queue-injectd (queue-inject per message)",
+          % ("queue-injectd running (%d processes)" % INJECTD if INJECTD else
+             "no queue-injectd (queue-inject per message)",
              ", as nobody" if OWNER else ""))
     if pf_version:
         print("  postfix %s: smtpd, no qmgr (accepted = in incoming/), in_flow_delay 0, smtpd_peername_lookup no"

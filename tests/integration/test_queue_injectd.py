@@ -107,9 +107,11 @@ def test_smtpd_queues_through_the_daemon_as_its_uid(inst):
     q = inst.user["yubinq"]
     assert (st.st_uid, st.st_mode & 0o7777) == (q.pw_uid, 0o755)
     assert os.stat(os.path.join(inst.dir, "public", "inject")).st_mode & 0o777 == 0o666
-    [pid] = inst.pids("queue-injectd")
-    with open("/proc/%d/status" % pid) as f:
-        assert re.search(r"^Uid:\s+%d\s+%d\s+%d\s+%d$" % ((q.pw_uid,) * 4), f.read(), re.M)
+    pids = inst.pids("queue-injectd")
+    assert len(pids) == 3    # the supervisor and its two workers
+    for pid in pids:
+        with open("/proc/%d/status" % pid) as f:
+            assert re.search(r"^Uid:\s+%d\s+%d\s+%d\s+%d$" % ((q.pw_uid,) * 4), f.read(), re.M)
     out = smtp_dialog(inst, "yubind", b"Subject: via the daemon\r\n\r\nhello\r\n")
     m = re.search(r"250 2\.0\.0 Ok: queued as (\S+)", out)
     assert m, out
@@ -201,7 +203,7 @@ def test_bad_input_gets_the_error_reply(inst):
     wait_for(lambda: queue_is_empty(inst), 10, "an empty queue")
 
 
-@injectd_test()
+@injectd_test(controls={"injectdprocesses": "1"})   # one loop serves the others
 def test_stalled_client_is_dropped_while_others_are_served(inst):
     stalled = Client(inst)
     stalled.send(netstring(envelope("a@" + HOST, ["alice@" + HOST])))
@@ -225,7 +227,7 @@ def test_stalled_client_is_dropped_while_others_are_served(inst):
     wait_for(lambda: len(inst.messages("alice")) == 3, 20, "delivery")
 
 
-@injectd_test(controls={"concurrencyinjectd": "1"})
+@injectd_test(controls={"concurrencyinjectd": "1", "injectdprocesses": "1"})
 def test_a_client_over_the_limit_waits_for_a_place(inst):
     first = Client(inst)
     first.send(netstring(envelope("a@" + HOST, ["alice@" + HOST])))
