@@ -8,6 +8,7 @@ queue-injectd never runs as root, so these tests use a system instance
 (queue-injectd as yubinq): they need root (CI runs as root); otherwise
 they say "skip" and test nothing."""
 import os
+import random
 import re
 import socket
 import subprocess
@@ -193,6 +194,20 @@ def test_bad_input_gets_the_error_reply(inst):
         assert c.line().startswith(b"54 ")
         assert c.eof()
         c.close()
+    # Random bytes, at any point of the protocol: an error reply or a close,
+    # never a crash or a hang, and the daemon serves on.
+    rnd = random.Random(7)
+    pids = sorted(inst.pids("queue-injectd"))
+    for i in range(200):
+        c = Client(inst)
+        head = netstring(envelope("a@" + HOST, ["alice@" + HOST])) if i % 2 else b""
+        junk = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 300)))
+        if i % 3 == 0:
+            junk = str(rnd.randrange(1, 70000)).encode() + b":" + junk
+        c.send(head + junk)
+        c.close()
+    wait_for(lambda: not queue_dir(inst, "tmp"), 10, "no tmp files")
+    assert sorted(inst.pids("queue-injectd")) == pids
     # The biggest netstring is fine.
     c = Client(inst)
     c.send(netstring(envelope("a@" + HOST, ["alice@" + HOST])))
