@@ -42,11 +42,13 @@ LIB_OBJS := $(LIB_SRCS:%.cpp=$(OBJ)/%.o)
 LIBYUBIN := $(BUILD)/libyubin.a
 
 # --- programs: name, sources, extra libraries
-PROGRAMS := queue-inject queue-manager local-spawn local-deliver yubin-start \
+PROGRAMS := queue-inject queue-injectd queue-manager local-spawn local-deliver yubin-start \
             yubin-setup yubin-user yubin-newaliases sendmail mailq smtpd yubin-listen pop3d \
             remote-spawn remote-deliver
 
 SRCS_queue-inject  := queue/queue_inject.cpp
+SRCS_queue-injectd := queue/queue_injectd.cpp
+LIBS_queue-injectd := -levent
 SRCS_queue-manager := queue/queue_manager.cpp queue/scheduler.cpp queue/scheduler_jobs.cpp \
                       queue/scheduler_bounce.cpp queue/scheduler_config.cpp
 LIBS_queue-manager := -levent

@@ -2,14 +2,6 @@
 
 namespace yubin {
 
-std::string encode_netstring(std::string_view s) {
-    std::string out = std::to_string(s.size());
-    out += ':';
-    out += s;
-    out += ',';
-    return out;
-}
-
 std::string encode_packet(const Packet& fields) {
     std::string payload;
     for (const auto& f : fields) payload += encode_netstring(f);

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "netstring.hpp"
+
 namespace yubin {
 
 class PacketError : public std::runtime_error {
@@ -17,7 +19,6 @@ public:
 
 using Packet = std::vector<std::string>;
 
-std::string encode_netstring(std::string_view s);
 std::string encode_packet(const Packet& fields);
 // Decode one record's payload into its fields (exact consumption).
 Packet decode_packet_payload(std::string_view payload);

@@ -12,19 +12,16 @@
 #include <ctime>
 #include <new>
 
-#include "address.hpp"
-#include "datetime.hpp"
 #include "exitcodes.hpp"
 #include "instance.hpp"
 #include "io.hpp"
-#include "queuefile.hpp"
+#include "queue_writer.hpp"
 
 using namespace yubin;
 
 namespace {
 
 constexpr size_t max_envelope = 16u << 20;
-constexpr size_t max_address = 1000;
 constexpr unsigned input_timeout = 86400;
 constexpr int id_fd = 3;
 
@@ -54,70 +51,12 @@ Envelope read_envelope() {
     // An empty envelope is how a caller drops a message it started (smtpd
     // refusing one at the end of DATA): refuse it without a complaint.
     if (raw.empty()) throw InjectError{inject_exit::envelope_format, "", true};
-    std::string why;
-    auto env = parse_qmail_envelope(raw, &why);
-    if (!env) throw InjectError{inject_exit::envelope_format, why};
-    if (env->recipients.empty()) throw InjectError{inject_exit::refused, ""};
-    if (!address_is_storable(env->sender, max_address)) throw InjectError{inject_exit::bad_address, "sender"};
-    for (const auto& r : env->recipients)
-        if (r.empty() || !address_is_storable(r, max_address))
-            throw InjectError{inject_exit::bad_address, "recipient"};
-    return *std::move(env);
-}
-
-// A new file in queue/tmp; removed again unless commit() renamed it into new/.
-class TmpFile {
-public:
-    explicit TmpFile(const Instance& inst) : inst_(inst) {
-        const pid_t pid = ::getpid();
-        for (int attempt = 0; attempt < 10 && !fd_; ++attempt) {
-            id_ = make_queue_id(pid);
-            path_ = inst.queue_path("tmp/" + id_);
-            // 0640: in a system instance remote-spawn reads it through the group (yubin-setup(8)).
-            int f = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-            if (f >= 0) fd_.reset(f);
-            else if (errno != EEXIST) throw InjectError{inject_exit::cannot_create, path_ + ": " + std::strerror(errno)};
-            else ::usleep(1);
-        }
-        if (!fd_) throw InjectError{inject_exit::cannot_create, "no unique name in tmp/"};
-    }
-    ~TmpFile() {
-        if (!committed_) ::unlink(path_.c_str());
-    }
-    const std::string& id() const { return id_; }
-
-    void commit(std::string_view head, std::string_view message) {
-        try {
-            write_all(fd_.get(), head);
-            write_all(fd_.get(), message);
-            if (::fsync(fd_.get()) < 0) throw SysError("fsync " + path_, errno);
-            fd_.reset();
-            if (::rename(path_.c_str(), inst_.queue_path("new/" + id_).c_str()) < 0)
-                throw SysError("rename into new/", errno);
-            committed_ = true;
-            fsync_dir(inst_.queue_path("new"));
-        } catch (const SysError& e) {
-            throw InjectError{inject_exit::write_error, e.what()};
-        }
-    }
-
-private:
-    const Instance& inst_;
-    std::string id_, path_;
-    Fd fd_;
-    bool committed_ = false;
-};
-
-void trigger(const Instance& inst) {
-    int fd = ::open(inst.queue_path("lock/trigger").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return;  // no queue-manager running: it scans new/ when it starts
-    ssize_t n = ::write(fd, "", 1);
-    (void)n;
-    ::close(fd);
+    return check_envelope(raw);
 }
 
 int inject(const Instance& inst, bool report_id) {
-    TmpFile file(inst);
+    QueueIds ids;
+    QueueFile file(inst, ids, ::getpid());
     if (report_id) {
         try {
             write_all(id_fd, file.id() + "\n");
@@ -134,12 +73,11 @@ int inject(const Instance& inst, bool report_id) {
     }
     Envelope env = read_envelope();
     ::alarm(0);
-    const time_t now = ::time(nullptr);
-    std::string head = encode_queue_header(now, ::getuid(), env);
-    head += "Received: (yubin " + std::to_string(::getpid()) + " invoked by uid " + std::to_string(::getuid()) +
-            "); " + rfc5322_date(now) + "\n";
-    file.commit(head, message);
-    trigger(inst);
+    file.write(queue_file_head(::time(nullptr), ::getuid(), ::getpid(), env));
+    file.write(message);
+    file.commit();
+    sync_queue_new(inst);
+    trigger_queue_manager(inst);
     return inject_exit::ok;
 }
 
@@ -178,6 +116,8 @@ int main(int argc, char** argv) {
         return inject(inst, report_id);
     } catch (const InjectError& e) {
         exit_with(e.code, e.why, e.quiet);
+    } catch (const QueueWriteError& e) {
+        exit_with(e.code(), e.what());
     } catch (const std::bad_alloc&) {
         exit_with(inject_exit::no_memory, "");
     } catch (const std::exception& e) {

@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* const programs[] = {"queue-inject", "queue-manager", "local-spawn", "local-deliver",
+const char* const programs[] = {"queue-inject", "queue-injectd", "queue-manager", "local-spawn", "local-deliver",
                                 "yubin-start", "yubin-setup", "yubin-user", "yubin-newaliases", "sendmail", "mailq", "smtpd", "yubin-listen",
                                 "pop3d", "remote-spawn", "remote-deliver"};
 
@@ -134,7 +134,8 @@ void set_mode(const std::string& path, mode_t mode) {
 }
 
 // The privilege split of a system instance (yubin-setup(8)): the queue
-// belongs to yubinq, and queue-inject is setuid yubinq so that smtpd
+// belongs to yubinq, queue-injectd runs as yubinq with its socket in
+// public/ (yubinq's, 0755), and queue-inject is setuid yubinq so that smtpd
 // (yubind), sendmail (any user) and local-deliver (yubinv) can queue a
 // message without being able to read the queue; tmp/ is setgid so that
 // every queue file gets the group yubinq, which remote-spawn (yubinr) runs
@@ -154,6 +155,8 @@ void make_system(const std::string& dir) {
         set_mode(dir + sub, 0755);
     }
     chown_tree(dir + "/queue", queue);
+    chown_tree(dir + "/public", queue);  // queue-injectd's socket: any local user may connect
+    set_mode(dir + "/public", 0755);
     set_mode(dir + "/queue", 0750);
     set_mode(dir + "/queue/tmp", 02750);
     set_mode(dir + "/queue/new", 0750);
@@ -211,6 +214,7 @@ int main(int argc, char** argv) {
 
         for (const char* sub : {"bin", "control", "users", "home", "alias"}) mkdir_mode(dir + "/" + sub, 0755);
         ::chmod((dir + "/users").c_str(), 0700);
+        mkdir_mode(dir + "/public", 0700);  // queue-injectd's socket (0755, yubinq's, in a system instance)
         mkdir_mode(dir + "/queue", 0700);
         {
             ActAsOwnerOf as(dir + "/queue");  // yubinq's, when this is run again on a system instance

@@ -1,6 +1,7 @@
 // yubin-start: the supervisor (qmail-start's role). Takes the instance lock,
 // connects queue-manager to local-spawn and to remote-spawn by two pipes
-// each, starts the three, and stops them on SIGTERM/SIGINT. See yubin-start(8).
+// each, starts the three and queue-injectd, and stops them on SIGTERM/SIGINT.
+// See yubin-start(8).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -115,12 +116,19 @@ int main() {
         {"remote-spawn", spawn(*inst, "remote-spawn", remote_ids, {{rjobs[0], 0}, {rresults[1], 1}})},
         {"queue-manager", spawn(*inst, "queue-manager", manager_ids,
                                 {{devnull, 0}, {2, 1}, {jobs[1], 3}, {results[0], 4}, {rjobs[1], 5}, {rresults[0], 6}})},
+        {"queue-injectd", 0},
     };
     Child& manager = children[2];
+    // queue-injectd runs as the queue's owner and never as root: when root
+    // starts its own single-user instance, injections run queue-inject.
+    Child& injectd = children[3];
+    const bool as_root = manager_ids ? manager_ids->uid == 0 : ::geteuid() == 0;
+    if (!as_root) injectd.pid = spawn(*inst, "queue-injectd", manager_ids, {{devnull, 0}, {2, 1}});
     for (int fd : {jobs[0], jobs[1], results[0], results[1], rjobs[0], rjobs[1], rresults[0], rresults[1], devnull})
         ::close(fd);
     log({{"event", "start"}, {"instance", inst->root()}, {"queue-manager", std::to_string(manager.pid)},
-         {"local-spawn", std::to_string(children[0].pid)}, {"remote-spawn", std::to_string(children[1].pid)}});
+         {"local-spawn", std::to_string(children[0].pid)}, {"remote-spawn", std::to_string(children[1].pid)},
+         {"queue-injectd", as_root ? "none (it does not run as root: queue-inject serves)" : std::to_string(injectd.pid)}});
 
     auto running = [&] {
         for (const Child& c : children)
@@ -129,10 +137,12 @@ int main() {
     };
     bool stopping = false, failed = false;
     time_t kill_at = 0;
-    // Stopping is stopping queue-manager: the spawners end when their input closes.
+    // Stopping is stopping queue-manager (the spawners end when their input
+    // closes) and queue-injectd.
     auto stop = [&] {
         stopping = true;
         if (manager.pid > 0) ::kill(manager.pid, SIGTERM);
+        if (injectd.pid > 0) ::kill(injectd.pid, SIGTERM);
         kill_at = ::time(nullptr) + stop_timeout;
     };
     while (running()) {

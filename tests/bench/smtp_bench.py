@@ -23,6 +23,14 @@ and fsynced (yubin: queue-inject, 2 fsyncs; Postfix: cleanup, 1 fsync).
            control/rcpthosts bench.example) for each run; `yubin-listen -c
            100 127.0.0.1 PORT smtpd` on a free port. yubin-start is not
            running (except in "delivery"): the messages stay in queue/new.
+           queue-injectd runs (started from the instance's bin, stopped at
+           the end; in "delivery" yubin-start runs it), so smtpd queues
+           through it, as it does in a running instance; its CPU counts
+           in "server cpu". It never runs as root, so when the bench runs as
+           root the instance belongs to, and every yubin program runs as,
+           the user nobody. BENCH_SMTP_INJECTD=0: no queue-injectd, smtpd
+           runs queue-inject for each message (as before queue-injectd);
+           BENCH_SMTP_INJECTD=N (> 1): control/injectdprocesses N.
   postfix  Postfix from the Debian package in build/postfix (postfix.py),
            its own config and queue for each run, smtpd in master.cf on
            another free loopback port; no qmgr (except in "delivery"), so
@@ -43,8 +51,8 @@ that is not the expected one), its counter says N, and exactly N queue files
 are there (N files in the Maildir with delivery). Any other count fails.
 
 "server cpu" is the CPU time of the server's whole process tree during the
-run (yubin-listen and everything under it, yubin-start's too when it runs;
-Postfix's master and its daemons), per message, from /proc: unlike the
+run (yubin-listen and everything under it, queue-injectd, yubin-start's tree
+when it runs; Postfix's master and its daemons), per message, from /proc: unlike the
 rates it suffers little when others use the machine. The runs of each row
 alternate which server goes first; BENCH_SMTP_ROUNDS (1) runs each more
 often, turning the order each time, and keeps the better rate.
@@ -58,11 +66,12 @@ has written; the rest is program text shared with every other session
 (with only one session, Pss counts all of it).
 
 Environment: BUILD, BENCH_SMTP_MESSAGES, BENCH_SMTP_SESSIONS,
-BENCH_SMTP_REUSE, BENCH_SMTP_DELIVERY (empty skips a kind),
+BENCH_SMTP_REUSE, BENCH_SMTP_DELIVERY (empty skips a kind), BENCH_SMTP_INJECTD,
 BENCH_SMTP_ROUNDS, BENCH_POSTFIX (auto; 0 skips Postfix; 1: required),
 BENCH_TIMEOUT (seconds per run, 600), BENCH_KEEP=1. Everything started here
 runs in its own process group and is stopped at the end, also on failure."""
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -87,6 +96,16 @@ SENDER = "bench@client.example"
 RCPT = "u@" + HOST
 HELO = "client.example"
 SMTP_SOURCE = os.path.join(postfix.SBIN, "smtp-source")
+INJECTD = int(os.environ.get("BENCH_SMTP_INJECTD", "1"))  # queue-injectd's processes; 0: none
+# queue-injectd never runs as root: as root, yubin's instance belongs to nobody.
+OWNER = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
+
+
+def as_owner():
+    if OWNER:
+        os.setgroups([])
+        os.setgid(OWNER.pw_gid)
+        os.setuid(OWNER.pw_uid)
 
 
 def smtp_source_args(sessions, port, reuse=False):
@@ -215,27 +234,41 @@ class YubinServer:
 
     def __init__(self, tmp, tag, deliver=False):
         self.dir = os.path.join(tmp, "yubin-" + tag)
-        self.start_proc = None
+        self.start_proc = self.injectd = None
+        if OWNER:
+            os.chmod(tmp, 0o711)
+            os.mkdir(self.dir, 0o755)
+            os.chown(self.dir, OWNER.pw_uid, OWNER.pw_gid)
         subprocess.run([os.path.join(BUILD, "bin", "yubin-setup"), "--single-user", self.dir, "--hostname", HOST],
-                       check=True, stdout=subprocess.DEVNULL, timeout=30)
+                       check=True, stdout=subprocess.DEVNULL, timeout=30, preexec_fn=as_owner)
         subprocess.run([self.bin("yubin-user"), "add", "u"], input=b"bench-password\n", check=True, timeout=30,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, preexec_fn=as_owner)
         with open(os.path.join(self.dir, "control", "rcpthosts"), "w") as f:
             f.write(HOST + "\n")
         with open(os.path.join(self.dir, "control", "concurrencylocal"), "w") as f:
             f.write("10\n")
+        if INJECTD > 1:
+            with open(os.path.join(self.dir, "control", "injectdprocesses"), "w") as f:
+                f.write("%d\n" % INJECTD)
         self.maildir_new = os.path.join(self.dir, "home", "u", "Maildir", "new")
         self.logpath = os.path.join(tmp, "yubin-%s.log" % tag)
         self.log = open(self.logpath, "ab")
         if deliver:
-            self.start_proc = spawn([self.bin("yubin-start")], stdout=self.log, stderr=self.log)
+            self.start_proc = spawn([self.bin("yubin-start")], stdout=self.log, stderr=self.log, preexec_fn=as_owner)
             benchlib.wait_until(lambda: b"queue-manager: event=start" in open(self.logpath, "rb").read()
                                 or self.start_proc.poll() is not None, time.monotonic() + 20, "yubin-start")
             if self.start_proc.poll() is not None:
                 raise BenchError("yubin-start exited: " + self.log_tail())
+        elif INJECTD:
+            self.injectd = spawn([self.bin("queue-injectd")], stdout=self.log, stderr=self.log, preexec_fn=as_owner)
+        if INJECTD:
+            sock = os.path.join(self.dir, "public", "inject")
+            benchlib.wait_until(lambda: os.path.exists(sock) or self.dead(), time.monotonic() + 20, "queue-injectd")
+            if self.dead():
+                raise BenchError(self.dead())
         self.port = free_port()
         self.listen = spawn([self.bin("yubin-listen"), "-c", "100", "127.0.0.1", str(self.port), self.bin("smtpd")],
-                            stdout=self.log, stderr=self.log)
+                            stdout=self.log, stderr=self.log, preexec_fn=as_owner)
         wait_port(self.port, lambda: self.listen.poll() is None, "yubin-listen")
 
     def bin(self, name):
@@ -246,14 +279,16 @@ class YubinServer:
             return f.read()[-1500:].decode(errors="replace")
 
     def roots(self):
-        return [p.pid for p in (self.listen, self.start_proc) if p is not None]
+        return [p.pid for p in (self.listen, self.start_proc, self.injectd) if p is not None]
 
     def queued(self):
         q = os.path.join(self.dir, "queue")
         return sum(len(os.listdir(os.path.join(q, d))) for d in ("new", "cur"))
 
     def dead(self):
-        if self.listen.poll() is not None:
+        if self.injectd is not None and self.injectd.poll() is not None:
+            return "queue-injectd exited: " + self.log_tail()
+        if getattr(self, "listen", None) is not None and self.listen.poll() is not None:
             return "yubin-listen exited: " + self.log_tail()
         if self.start_proc is not None and self.start_proc.poll() is not None:
             return "yubin-start exited: " + self.log_tail()
@@ -263,7 +298,7 @@ class YubinServer:
         return descendants(self.listen.pid, "/bin/smtpd")
 
     def stop(self):
-        for p in (self.listen, self.start_proc):
+        for p in (self.listen, self.start_proc, self.injectd):
             if p is not None and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 wait_bounded(p, 30)
@@ -417,7 +452,10 @@ def run(tmp):
         postfix.ensure_postfix()    # smtp-source comes from the same package
     print("smtp: %d messages, payload %d bytes, 1 recipient; %d cpus, load %s" % (N, PAYLOAD, os.cpu_count(), load()))
     print("  smtp-source -c [-d] %s" % " ".join(smtp_source_args("S", 0)).replace("127.0.0.1:0", "127.0.0.1:PORT"))
-    print("  yubin: yubin-listen -c 100 + smtpd, yubin-start not running (accepted = in queue/new)")
+    print("  yubin: yubin-listen -c 100 + smtpd, yubin-start not running (accepted = in queue/new), %s%s"
+          % ("queue-injectd running (%d processes)" % INJECTD if INJECTD else
+             "no queue-injectd (queue-inject per message)",
+             ", as nobody" if OWNER else ""))
     if pf_version:
         print("  postfix %s: smtpd, no qmgr (accepted = in incoming/), in_flow_delay 0, smtpd_peername_lookup no"
               % pf_version, flush=True)

@@ -51,7 +51,7 @@ def maildir_files(maildir):
 
 
 # What yubin-start runs, directly or through the spawners.
-INSTANCE_PROGRAMS = ("queue-manager", "local-spawn", "local-deliver", "remote-spawn", "remote-deliver", "yubin-start")
+INSTANCE_PROGRAMS = ("queue-injectd", "queue-manager", "local-spawn", "local-deliver", "remote-spawn", "remote-deliver", "yubin-start")
 
 
 def kill_programs(instance_dir, programs):
