@@ -36,27 +36,38 @@ void set_timeout(int fd, int option, int secs) {
     ::setsockopt(fd, SOL_SOCKET, option, &tv, sizeof tv);
 }
 
-bool send_all(int fd, std::string_view data) {
+// Did the other side close (or reset) the connection, as opposed to a timeout?
+bool closed_by_peer(ssize_t n) { return n == 0 || errno == ECONNRESET || errno == EPIPE; }
+
+// *closed is set when the other side has closed the connection.
+bool send_all(int fd, std::string_view data, bool* closed = nullptr) {
     while (!data.empty()) {
         ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;  // also EAGAIN: SO_SNDTIMEO ran out
+        if (n <= 0) {  // also EAGAIN: SO_SNDTIMEO ran out
+            if (closed) *closed = closed_by_peer(n);
+            return false;
+        }
         data.remove_prefix(static_cast<size_t>(n));
     }
     return true;
 }
 
 // One reply line of queue-injectd (without its newline), or nullopt when
-// the connection ends, breaks or times out first. queue-injectd sends
-// nothing after a line until the client speaks again, so a read cannot
-// take more than the line.
-std::optional<std::string> read_line(int fd) {
+// the connection ends, breaks or times out first; *silent is set when it
+// was closed before a single byte came. queue-injectd sends nothing after
+// a line until the client speaks again, so a read cannot take more than
+// the line.
+std::optional<std::string> read_line(int fd, bool* silent = nullptr) {
     std::string line;
     char buf[512];
     while (line.size() < sizeof buf) {
         ssize_t n = ::recv(fd, buf, sizeof buf - line.size(), 0);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return std::nullopt;
+        if (n <= 0) {
+            if (silent) *silent = line.empty() && closed_by_peer(n);
+            return std::nullopt;
+        }
         line.append(buf, static_cast<size_t>(n));
         size_t nl = line.find('\n');
         if (nl != std::string::npos) return nl + 1 == line.size() ? std::optional(line.substr(0, nl)) : std::nullopt;
@@ -92,10 +103,19 @@ QueueInjection::Connect QueueInjection::connect_daemon(const std::string& envelo
     set_timeout(fd.get(), SO_RCVTIMEO, daemon_timeout);
     sock_ = std::move(fd);
     std::optional<std::string> line;
-    if (send_all(sock_.get(), encode_netstring(envelope))) line = read_line(sock_.get());
+    bool silent = false;
+    if (send_all(sock_.get(), encode_netstring(envelope), &silent)) line = read_line(sock_.get(), &silent);
     if (line && valid_queue_id(*line)) {
         id_ = *line;
         return Connect::ok;
+    }
+    if (silent) {
+        // Closed without a word: queue-injectd stopping (a connection left
+        // in its listen queue) or dying. It committed nothing of ours, and
+        // commits nothing without the end of the message: queue-inject may
+        // store it instead.
+        sock_.reset();
+        return Connect::unavailable;
     }
     std::optional<int> code;
     if (line && line->size() > 1 && (*line)[0] == '!') code = reply_code(std::string_view(*line).substr(1));

@@ -29,6 +29,12 @@ int become(Ids ids) {
     return 0;
 }
 
+bool owned_by_root(const std::string& dir) {
+    struct stat st;
+    if (::stat(dir.c_str(), &st) < 0) throw SysError("stat " + dir, errno);
+    return st.st_uid == 0;
+}
+
 std::optional<Ids> system_queue_owner(const std::string& queue_dir, const char* queue_user) {
     if (::geteuid() != 0) return std::nullopt;
     struct stat st;

@@ -41,6 +41,10 @@ int become(Ids ids);
 // as. Otherwise nullopt: a single-user instance, root's own or a user's,
 // has its queue owned by its owner. Throws SysError when queue/ cannot be
 // examined.
+// Does root own this directory (root's own single-user instance, where
+// every program runs as root)? Throws SysError if it cannot be stat'ed.
+bool owned_by_root(const std::string& dir);
+
 std::optional<Ids> system_queue_owner(const std::string& queue_dir, const char* queue_user = system_user::queue);
 
 // Run by root: until destroyed, act (effective uid and gid) as the owner

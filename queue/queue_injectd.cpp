@@ -22,6 +22,7 @@
 #include "io.hpp"
 #include "log.hpp"
 #include "netstring.hpp"
+#include "privileges.hpp"
 #include "queue_writer.hpp"
 
 using namespace yubin;
@@ -90,8 +91,9 @@ private:
 
 class Server {
 public:
-    Server(const Instance& inst, const Config& cfg, int listener, const Log& log)
-        : inst_(inst), cfg_(cfg), listener_(listener), log_(log), base_(make_event_base()) {
+    // socket: the path to remove at SIGTERM, when no supervisor does (one process).
+    Server(const Instance& inst, const Config& cfg, int listener, const Log& log, std::string socket = "")
+        : inst_(inst), cfg_(cfg), listener_(listener), log_(log), socket_(std::move(socket)), base_(make_event_base()) {
         if (!base_) throw std::runtime_error("event_base_new failed");
         accept_ev_ = make_event(base_.get(), listener_, EV_READ | EV_PERSIST, on_accept, this);
         commit_ev_ = make_event(base_.get(), -1, 0, on_commit, this);
@@ -123,6 +125,10 @@ public:
     }
     void drop(Client* c) {
         clients_.erase(c->fd());
+        if (stopping_) {
+            if (clients_.empty()) event_base_loopbreak(base_.get());
+            return;
+        }
         if (!accepting_ && static_cast<long>(clients_.size()) < cfg_.max_clients) {
             accepting_ = true;
             event_add(accept_ev_.get(), nullptr);
@@ -137,7 +143,22 @@ private:
         s->accepting_ = true;
         event_add(s->accept_ev_.get(), nullptr);
     }
-    static void on_term(evutil_socket_t, short, void* arg) { event_base_loopbreak(static_cast<Server*>(arg)->base_.get()); }
+    static void on_term(evutil_socket_t, short, void* arg) { static_cast<Server*>(arg)->stop(); }
+
+    // A graceful stop: the socket's name is gone (new clients run
+    // queue-inject), the clients already connected, also those still in the
+    // listen queue, are served to their end; then the loop ends. Each is
+    // bounded by the idle timeout, and yubin-start kills what is left later.
+    void stop() {
+        if (stopping_) return;
+        if (!socket_.empty()) ::unlink(socket_.c_str());
+        accept_clients();
+        stopping_ = true;
+        accepting_ = false;
+        event_del(accept_ev_.get());
+        event_del(resume_ev_.get());
+        if (clients_.empty()) event_base_loopbreak(base_.get());
+    }
 
     void pause_accepting(const timeval* for_how_long) {
         accepting_ = false;
@@ -146,6 +167,7 @@ private:
     }
 
     void accept_clients() {
+        if (stopping_) return;
         while (static_cast<long>(clients_.size()) < cfg_.max_clients) {
             int fd = ::accept4(listener_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0) {
@@ -198,9 +220,11 @@ private:
     Config cfg_;
     int listener_;
     const Log& log_;
+    std::string socket_;
     EventBasePtr base_;
     EventPtr accept_ev_, commit_ev_, resume_ev_, term_ev_, int_ev_;
     bool accepting_ = true;
+    bool stopping_ = false;
     QueueIds ids_;
     unsigned long long messages_ = 0, commits_ = 0;  // messages ended, group commits
     std::map<int, std::unique_ptr<Client>> clients_;
@@ -320,7 +344,7 @@ Fd listen_socket(const Instance& inst, Log& log) {
 // Several processes accept on the one socket: each has its own loop and
 // fsyncs, so their fsyncs overlap. The parent only supervises: one that
 // dies ends them all (yubin-start then stops the instance).
-int supervise(const std::vector<pid_t>& workers, const Log& log) {
+int supervise(const std::vector<pid_t>& workers, const std::string& socket, const Log& log) {
     sigset_t mask;
     sigemptyset(&mask);
     for (int s : {SIGCHLD, SIGTERM, SIGINT}) sigaddset(&mask, s);
@@ -343,7 +367,9 @@ int supervise(const std::vector<pid_t>& workers, const Log& log) {
             }
         }
         if (stop && !stopping) {
+            // The name first: no client can connect once the workers take their last.
             stopping = true;
+            ::unlink(socket.c_str());
             for (pid_t w : workers) ::kill(w, SIGTERM);
         }
     }
@@ -358,7 +384,7 @@ int serve(const Instance& inst, Log& log) {
          {"timeout", std::to_string(cfg.timeout)}, {"clients", std::to_string(cfg.max_clients)}});
     int rc = 0;
     if (cfg.processes == 1) {
-        Server(inst, cfg, listener.get(), log).run();
+        Server(inst, cfg, listener.get(), log, path).run();
     } else {
         sigset_t mask, old;
         sigemptyset(&mask);
@@ -380,7 +406,7 @@ int serve(const Instance& inst, Log& log) {
         }
         rc = workers.size() == static_cast<size_t>(cfg.processes) ? 0 : deliver_exit::temporary;
         if (rc) for (pid_t w : workers) ::kill(w, SIGTERM);
-        if (int r = supervise(workers, log)) rc = r;
+        if (int r = supervise(workers, path, log)) rc = r;
     }
     // Clients that find no socket use queue-inject at once.
     ::unlink(path.c_str());
@@ -397,13 +423,16 @@ int main(int argc, char**) {
         log({{"event", "fatal"}, {"error", "usage: queue-injectd"}});
         return deliver_exit::temporary;
     }
-    if (::getuid() == 0 || ::geteuid() == 0) {
-        log({{"event", "fatal"}, {"error", "refusing to run as root: run it as the queue's owner (yubin-start does)"}});
-        return deliver_exit::temporary;
-    }
     ::umask(027);
     try {
         Instance inst = Instance::of_this_program();
+        // Root only for root's own single-user instance, whose every program runs as root.
+        if ((::getuid() == 0 || ::geteuid() == 0) && !owned_by_root(inst.path("queue"))) {
+            log({{"event", "fatal"},
+                 {"error", "refusing to run as root on a queue that is not root's: run it as the queue's owner "
+                           "(yubin-start does)"}});
+            return deliver_exit::temporary;
+        }
         return serve(inst, log);
     } catch (const std::exception& e) {
         log({{"event", "fatal"}, {"error", e.what()}});

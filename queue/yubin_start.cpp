@@ -119,16 +119,19 @@ int main() {
         {"queue-injectd", 0},
     };
     Child& manager = children[2];
-    // queue-injectd runs as the queue's owner and never as root: when root
-    // starts its own single-user instance, injections run queue-inject.
+    // queue-injectd runs as the queue's owner: as root only in root's own
+    // single-user instance (where everything runs as root). Root starting
+    // a user's instance starts none: injections run queue-inject.
     Child& injectd = children[3];
     const bool as_root = manager_ids ? manager_ids->uid == 0 : ::geteuid() == 0;
-    if (!as_root) injectd.pid = spawn(*inst, "queue-injectd", manager_ids, {{devnull, 0}, {2, 1}});
+    const bool skip_injectd = as_root && !owned_by_root(inst->path("queue"));
+    if (!skip_injectd) injectd.pid = spawn(*inst, "queue-injectd", manager_ids, {{devnull, 0}, {2, 1}});
     for (int fd : {jobs[0], jobs[1], results[0], results[1], rjobs[0], rjobs[1], rresults[0], rresults[1], devnull})
         ::close(fd);
     log({{"event", "start"}, {"instance", inst->root()}, {"queue-manager", std::to_string(manager.pid)},
          {"local-spawn", std::to_string(children[0].pid)}, {"remote-spawn", std::to_string(children[1].pid)},
-         {"queue-injectd", as_root ? "none (it does not run as root: queue-inject serves)" : std::to_string(injectd.pid)}});
+         {"queue-injectd", skip_injectd ? "none (root does not write another user's queue: queue-inject serves)"
+                                        : std::to_string(injectd.pid)}});
 
     auto running = [&] {
         for (const Child& c : children)

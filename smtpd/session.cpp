@@ -282,8 +282,13 @@ std::string SmtpSession::cmd_rcpt(std::string_view arg) {
     return reply("250 2.1.5 Recipient ok");
 }
 
-bool SmtpSession::begin_message() {
-    if (!sink_.begin(env_, queue_id_)) return false;
+std::string SmtpSession::queue_failure(int code) {
+    if (inject_exit::is_permanent(code)) return std::string("554 5.3.0 Message refused: ") + inject_exit::describe(code);
+    return std::string("451 4.3.0 Queue temporarily unavailable: ") + inject_exit::describe(code);
+}
+
+std::string SmtpSession::begin_message() {
+    if (int code = sink_.begin(env_, queue_id_)) return queue_failure(code);
     in_sink_ = true;
     in_header_ = true;
     bad_line_end_ = too_long_ = too_big_ = false;
@@ -300,7 +305,7 @@ bool SmtpSession::begin_message() {
     if (env_.recipients.size() == 1) received += "\n\tfor <" + clean(env_.recipients[0], 300) + ">";
     received += "; " + rfc5322_date(::time(nullptr)) + "\n";
     sink_.write(received);
-    return true;
+    return "";
 }
 
 std::string SmtpSession::cmd_data(std::string_view arg) {
@@ -308,9 +313,9 @@ std::string SmtpSession::cmd_data(std::string_view arg) {
     if (!have_mail_) return error(reply("503 5.5.1 Need MAIL before DATA"));
     if (env_.recipients.empty()) return error(reply("503 5.5.1 Need RCPT before DATA"));
     if (bdat_used_) return error(reply("503 5.5.1 DATA after BDAT"));
-    if (!begin_message()) {
+    if (std::string failure = begin_message(); !failure.empty()) {
         reset_transaction();
-        return reply("451 4.3.0 Queue temporarily unavailable");
+        return reply(failure);
     }
     mode_ = Mode::data;
     return reply("354 End data with <CR><LF>.<CR><LF>");
@@ -333,7 +338,7 @@ std::string SmtpSession::cmd_bdat(std::string_view arg) {
     std::string failure;
     if (!have_mail_) failure = "503 5.5.1 Need MAIL before BDAT";
     else if (env_.recipients.empty()) failure = "503 5.5.1 Need RCPT before BDAT";
-    else if (!in_sink_ && !begin_message()) failure = "451 4.3.0 Queue temporarily unavailable";
+    else if (!in_sink_) failure = begin_message();
     if (!failure.empty()) {
         // Swallow the chunk without storing it, then give the reply.
         reset_transaction();
@@ -420,8 +425,7 @@ std::string SmtpSession::end_message() {
     std::string id = queue_id_;
     reset_transaction();
     if (code == inject_exit::ok) return reply("250 2.0.0 Ok: queued as " + id);
-    if (inject_exit::is_permanent(code)) return reply(std::string("554 5.3.0 Message refused: ") + inject_exit::describe(code));
-    return reply(std::string("451 4.3.0 Queue temporarily unavailable: ") + inject_exit::describe(code));
+    return reply(queue_failure(code));
 }
 
 void SmtpSession::reset_transaction() {

@@ -29,7 +29,8 @@ class MessageSink {
 public:
     virtual ~MessageSink() = default;
     // The envelope is complete when the message begins (DATA, first BDAT).
-    virtual bool begin(const Envelope& env, std::string& queue_id) = 0;  // false: temporary failure
+    // inject_exit::ok, or why nothing can be queued (temporary or permanent).
+    virtual int begin(const Envelope& env, std::string& queue_id) = 0;
     virtual void write(std::string_view data) = 0;
     virtual int commit() = 0;                         // inject_exit code
     virtual void abort() = 0;
@@ -58,9 +59,10 @@ private:
     std::string cmd_data(std::string_view arg);
     std::string cmd_bdat(std::string_view arg);
     std::string error(std::string reply);             // counts errors, closes past the limit
-    bool begin_message();
+    std::string begin_message();                      // "" or the failure reply
     void message_line(std::string_view line);         // one line, without its line end
     std::string end_message();
+    static std::string queue_failure(int code);       // the reply for an inject_exit code
     void reset_transaction();
     bool accepts_domain(std::string_view domain) const;
     std::string feed_bdat();

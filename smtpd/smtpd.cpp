@@ -30,14 +30,16 @@ namespace {
 class QueueSink : public MessageSink {
 public:
     explicit QueueSink(const Instance& inst) : inst_(inst) {}
-    bool begin(const Envelope& env, std::string& id) override {
+    int begin(const Envelope& env, std::string& id) override {
         q_ = std::make_unique<QueueInjection>(inst_);
         if (!q_->start(env)) {
+            // queue-injectd's or queue-inject's reason (a refused envelope is permanent)
+            int code = q_->abort();
             q_.reset();
-            return false;
+            return code ? code : inject_exit::internal;
         }
         id = q_->id();
-        return true;
+        return inject_exit::ok;
     }
     void write(std::string_view data) override { q_->write(data); }
     int commit() override {

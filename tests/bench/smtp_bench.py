@@ -17,18 +17,22 @@ one recipient each, to each server:
 
 The rate is the wall time of the smtp-source run: a message counts when its
 250 came, and neither server says 250 before the message is in its queue
-and fsynced (yubin: queue-inject, 2 fsyncs; Postfix: cleanup, 1 fsync).
+and fsynced (yubin: queue-injectd, an fsync of the file and one of
+queue/new shared by the messages committed together; Postfix: cleanup, an
+fsync of the file).
 
   yubin    a fresh single-user instance (yubin-setup, yubin-user add u,
            control/rcpthosts bench.example) for each run; `yubin-listen -c
-           100 127.0.0.1 PORT smtpd` on a free port. yubin-start is not
+           100 -m 100 127.0.0.1 PORT smtpd` on a free port: each smtpd
+           serves up to 100 connections in turn, as under make run
+           (BENCH_SMTP_MAXUSE=0: a new smtpd for each connection). yubin-start is not
            running (except in "delivery"): the messages stay in queue/new.
            queue-injectd runs (started from the instance's bin, stopped at
            the end; in "delivery" yubin-start runs it), so smtpd queues
            through it, as it does in a running instance; its CPU counts
-           in "server cpu". It never runs as root, so when the bench runs as
-           root the instance belongs to, and every yubin program runs as,
-           the user nobody. BENCH_SMTP_INJECTD=0: no queue-injectd, smtpd
+           in "server cpu". When the bench runs as root the instance
+           belongs to, and every yubin program runs as, the user nobody (as
+           Postfix's daemons run as postfix). BENCH_SMTP_INJECTD=0: no queue-injectd, smtpd
            runs queue-inject for each message (as before queue-injectd);
            BENCH_SMTP_INJECTD=N (> 1): control/injectdprocesses N.
   postfix  Postfix from the Debian package in build/postfix (postfix.py),
@@ -66,7 +70,7 @@ has written; the rest is program text shared with every other session
 (with only one session, Pss counts all of it).
 
 Environment: BUILD, BENCH_SMTP_MESSAGES, BENCH_SMTP_SESSIONS,
-BENCH_SMTP_REUSE, BENCH_SMTP_DELIVERY (empty skips a kind), BENCH_SMTP_INJECTD,
+BENCH_SMTP_REUSE, BENCH_SMTP_DELIVERY (empty skips a kind), BENCH_SMTP_INJECTD, BENCH_SMTP_MAXUSE,
 BENCH_SMTP_ROUNDS, BENCH_POSTFIX (auto; 0 skips Postfix; 1: required),
 BENCH_TIMEOUT (seconds per run, 600), BENCH_KEEP=1. Everything started here
 runs in its own process group and is stopped at the end, also on failure."""
@@ -97,7 +101,8 @@ RCPT = "u@" + HOST
 HELO = "client.example"
 SMTP_SOURCE = os.path.join(postfix.SBIN, "smtp-source")
 INJECTD = int(os.environ.get("BENCH_SMTP_INJECTD", "1"))  # queue-injectd's processes; 0: none
-# queue-injectd never runs as root: as root, yubin's instance belongs to nobody.
+MAXUSE = int(os.environ.get("BENCH_SMTP_MAXUSE", "100"))  # yubin-listen -m; 0: an smtpd per connection
+# As root, yubin's instance belongs to nobody (Postfix's daemons run as postfix, not root).
 OWNER = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
 
 
@@ -267,7 +272,8 @@ class YubinServer:
             if self.dead():
                 raise BenchError(self.dead())
         self.port = free_port()
-        self.listen = spawn([self.bin("yubin-listen"), "-c", "100", "127.0.0.1", str(self.port), self.bin("smtpd")],
+        self.listen = spawn([self.bin("yubin-listen"), "-c", "100", "-m", str(MAXUSE), "127.0.0.1", str(self.port),
+                             self.bin("smtpd")],
                             stdout=self.log, stderr=self.log, preexec_fn=as_owner)
         wait_port(self.port, lambda: self.listen.poll() is None, "yubin-listen")
 
@@ -452,8 +458,8 @@ def run(tmp):
         postfix.ensure_postfix()    # smtp-source comes from the same package
     print("smtp: %d messages, payload %d bytes, 1 recipient; %d cpus, load %s" % (N, PAYLOAD, os.cpu_count(), load()))
     print("  smtp-source -c [-d] %s" % " ".join(smtp_source_args("S", 0)).replace("127.0.0.1:0", "127.0.0.1:PORT"))
-    print("  yubin: yubin-listen -c 100 + smtpd, yubin-start not running (accepted = in queue/new), %s%s"
-          % ("queue-injectd running (%d processes)" % INJECTD if INJECTD else
+    print("  yubin: yubin-listen -c 100 -m %d + smtpd, yubin-start not running (accepted = in queue/new), %s%s"
+          % (MAXUSE, "queue-injectd running (%d processes)" % max(INJECTD, 2) if INJECTD else
              "no queue-injectd (queue-inject per message)",
              ", as nobody" if OWNER else ""))
     if pf_version:

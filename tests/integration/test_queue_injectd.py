@@ -4,12 +4,14 @@ client's uid from the socket; a client that goes away, sends garbage or too
 much, or stalls, gets its error and leaves nothing in the queue, while
 other clients are served; with no daemon, QueueInjection runs queue-inject.
 
-queue-injectd never runs as root, so these tests use a system instance
-(queue-injectd as yubinq): they need root (CI runs as root); otherwise
-they say "skip" and test nothing."""
+Most of these tests use a system instance (queue-injectd as yubinq, its
+clients as other users): they need root (CI runs as root); otherwise they
+say "skip" and test nothing. Root's own single-user instance, which every
+other test file uses, runs queue-injectd as root."""
 import os
 import random
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -169,6 +171,34 @@ def test_client_gone_mid_message_leaves_nothing(inst):
 
 
 @injectd_test()
+def test_stopping_serves_the_clients_already_connected(inst):
+    """SIGTERM to yubin-start: the socket's name goes at once (a new client
+    runs queue-inject), and a client in the middle of its message is served
+    to its end and its message queued."""
+    c = Client(inst)
+    c.send(netstring(envelope("a@" + HOST, ["alice@" + HOST])))
+    qid = c.line().strip().decode()
+    c.send(netstring(b"Subject: across the stop\n\n"))
+    [yubin_start] = [p for p in inst.procs if p.args[0].endswith("yubin-start")]
+    yubin_start.send_signal(signal.SIGTERM)
+    sock = os.path.join(inst.dir, "public", "inject")
+    wait_for(lambda: not os.path.exists(sock), 10, "the socket's name to go")
+    time.sleep(0.3)
+    assert yubin_start.poll() is None          # still serving c
+    c.send(netstring(b"body\n") + b"0:,")
+    assert c.line() == b"0 queued\n"
+    assert os.path.exists(os.path.join(inst.dir, "queue", "new", qid))
+    c.close()
+    yubin_start.wait(20)
+    assert yubin_start.returncode == 0, inst.log()
+    # With nothing listening, sendmail runs queue-inject (set-user-ID yubinq).
+    r = subprocess.run([inst.bin("sendmail"), "alice@" + HOST], input=b"Subject: after\n\nhi\n",
+                       preexec_fn=as_nobody, capture_output=True, timeout=30, cwd="/")
+    assert r.returncode == 0, r.stderr
+    assert len(queue_dir(inst, "new")) == 2
+
+
+@injectd_test()
 def test_bad_input_gets_the_error_reply(inst):
     def refused(data):
         c = Client(inst)
@@ -292,14 +322,32 @@ def test_fallback_to_queue_inject_without_the_daemon(inst):
     assert "250 2.0.0 Ok: queued as" in out and len(queued_ids(inst)) == n + 1, out
 
 
-def test_refuses_to_run_as_root():
+def test_refuses_to_run_as_root_on_a_queue_not_roots():
     inst = SystemInstance()
     try:
         r = subprocess.run([inst.bin("queue-injectd")], capture_output=True, timeout=10)
-        assert r.returncode == 111 and b"refusing to run as root" in r.stderr, r
+        assert r.returncode == 111 and b"refusing to run as root on a queue" in r.stderr, r
         assert not os.path.exists(os.path.join(inst.dir, "public", "inject"))
     finally:
         inst.cleanup()
+
+
+@harness.with_instance()
+def test_roots_own_instance_queues_through_the_daemon(inst):
+    """Root's single-user instance: queue-injectd runs as root, public/ is
+    root's alone, and sendmail and smtpd queue through it."""
+    inst.start()
+    wait_for(lambda: "queue-injectd: event=start" in inst.read_log(), 10, "queue-injectd")
+    st = os.stat(os.path.join(inst.dir, "public"))
+    assert (st.st_uid, st.st_mode & 0o777) == (0, 0o700)
+    r = inst.sendmail(["alice@" + HOST], b"Subject: by sendmail\n\nhi\n")
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([inst.bin("smtpd")], capture_output=True, timeout=30,
+                       input=b"HELO x\r\nMAIL FROM:<a@other.example>\r\nRCPT TO:<alice@" + HOST.encode() +
+                       b">\r\nDATA\r\nSubject: by smtpd\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+    assert b"250 2.0.0 Ok: queued as" in r.stdout, r.stdout
+    wait_for(lambda: inst.count("alice") == 2, 20, "delivery")
+    assert inst.read_log().count("queue-injectd: event=queued") == 2, inst.read_log()
 
 
 if __name__ == "__main__":

@@ -884,16 +884,18 @@ WITH_ID = ('echo "$(date +%%s).1.$$" >&3; exec 3>&-; cat >/dev/null; cat <&1 >/d
 
 @with_instance()
 def test_queue_failures_are_451_or_554(inst):
-    inst.start()
+    # queue-inject's failures: the instance (and its queue-injectd) starts
+    # only at the end, to deliver; queue-injectd's are in test_queue_injectd.py.
     with Listen(inst) as lst:
         c = lst.session()
         # queue-inject reports no id: 451 at DATA and at the first BDAT
         fake_queue_inject(inst, "no id", "exit 111")
         c.transaction()
-        c.cmd(b"DATA", b"451 4.3.0 Queue temporarily unavailable")
+        c.cmd(b"DATA", b"451 4.3.0 Queue temporarily unavailable: temporary queue failure")
         c.cmd(RCPT_ALICE, b"503 5.5.1 Need MAIL before RCPT")   # the transaction is over
         c.transaction()
-        c.bdat(b"Subject: x\r\n\r\nx\r\n", last=True, expect=b"451 4.3.0 Queue temporarily unavailable")
+        c.bdat(b"Subject: x\r\n\r\nx\r\n", last=True,
+               expect=b"451 4.3.0 Queue temporarily unavailable: temporary queue failure")
         c.cmd(RCPT_ALICE, b"503 5.5.1 Need MAIL before RCPT")
         # it starts, then fails at the end
         for code, reply in ((53, b"451 4.3.0 Queue temporarily unavailable: write error or disk full"),
@@ -916,6 +918,7 @@ def test_queue_failures_are_451_or_554(inst):
         c.transaction()
         qid = queued_id(c.data(b"Subject: after\r\n\r\nok\r\n.\r\n"))
         c.quit()
+    inst.start()
     m = only_message(inst, "alice")
     assert split_trace(m)[1:] == (qid, b"Subject: after\n\nok\n")
 

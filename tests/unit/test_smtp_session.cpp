@@ -21,6 +21,7 @@ namespace {
 class FakeSink : public MessageSink {
 public:
     bool fail_begin = false;
+    int begin_code = inject_exit::cannot_create;  // why begin() fails (temporary)
     int commit_code = inject_exit::ok;
     std::string id = "QUEUEID";
 
@@ -31,15 +32,15 @@ public:
     std::vector<Envelope> envelopes;      // each commit()'s envelope
     Envelope begun;                       // the envelope given to begin()
 
-    bool begin(const Envelope& env, std::string& queue_id) override {
+    int begin(const Envelope& env, std::string& queue_id) override {
         log += 'B';
         CHECK_FALSE(open);
-        if (fail_begin) return false;
+        if (fail_begin) return begin_code;
         open = true;
         current.clear();
         begun = env;
         queue_id = id;
-        return true;
+        return inject_exit::ok;
     }
     void write(std::string_view data) override {
         CHECK(open);
@@ -1178,12 +1179,28 @@ TEST_CASE("smtp: BDAT outside a transaction swallows the chunk, then 503", "[smt
     CHECK(one(t.cmd("NOOP")) == "250 2.0.0");
 }
 
+TEST_CASE("smtp: a sink that refuses the envelope for good makes DATA and BDAT 554", "[smtp]") {
+    Smtp s;
+    s.sink.fail_begin = true;
+    s.sink.begin_code = inject_exit::bad_address;
+    start_transaction(s);
+    CHECK(s.cmd("DATA") == std::string("554 5.3.0 Message refused: ") +
+                               inject_exit::describe(inject_exit::bad_address) + "\r\n");
+    s.feed(mail);
+    s.feed(rcpt);
+    CHECK(one(s.feed(bdat("x\r\n", true))) == "554 5.3.0");
+    CHECK(s.sink.log == "BB");
+    CHECK(s.sink.commits() == 0);
+    CHECK_FALSE(s.session.closed());
+}
+
 TEST_CASE("smtp: BDAT when the sink cannot begin is 451 after the chunk", "[smtp]") {
     Smtp s;
     s.sink.fail_begin = true;
     start_transaction(s);
     CHECK(s.feed(bdat("QUIT\r\n", true) + "NOOP\r\n") ==
-          "451 4.3.0 Queue temporarily unavailable\r\n250 2.0.0 Ok\r\n");
+          std::string("451 4.3.0 Queue temporarily unavailable: ") + inject_exit::describe(inject_exit::cannot_create) +
+              "\r\n250 2.0.0 Ok\r\n");
     CHECK(s.sink.log == "B");
     CHECK_FALSE(s.session.closed());
     s.sink.fail_begin = false;
