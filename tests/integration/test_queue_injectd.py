@@ -199,6 +199,27 @@ def test_stopping_serves_the_clients_already_connected(inst):
 
 
 @injectd_test()
+def test_a_dead_worker_stops_the_instance(inst):
+    """A worker killed: its supervisor stops the other and exits 111, and
+    yubin-start stops the instance (exit 111), for a supervisor to restart."""
+    pids = inst.pids("queue-injectd")
+    ppid = {}
+    for pid in pids:
+        with open("/proc/%d/stat" % pid) as f:
+            ppid[pid] = int(f.read().rsplit(")", 1)[1].split()[1])
+    workers = [p for p in pids if ppid[p] in pids]
+    assert len(workers) == 2, ppid
+    os.kill(workers[0], signal.SIGKILL)
+    [yubin_start] = [p for p in inst.procs if p.args[0].endswith("yubin-start")]
+    yubin_start.wait(30)
+    assert yubin_start.returncode == 111, inst.log()
+    log = inst.log()
+    assert "queue-injectd: event=worker-exit" in log, log
+    assert "yubin-start: event=exit program=queue-injectd status=111" in log, log
+    assert not os.path.exists(os.path.join(inst.dir, "public", "inject"))
+
+
+@injectd_test()
 def test_bad_input_gets_the_error_reply(inst):
     def refused(data):
         c = Client(inst)
