@@ -360,11 +360,15 @@ int supervise(const std::vector<pid_t>& workers, const std::string& socket, cons
         pid_t pid;
         while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
             --alive;
-            if (!stopping) {
-                log({{"event", "worker-exit"}, {"pid", std::to_string(pid)}, {"status", std::to_string(status)}});
-                rc = deliver_exit::temporary;
-                stop = true;
-            }
+            if (stopping) continue;
+            stop = true;
+            // Exit 0 is a worker that was told to stop: Ctrl-C or a kill of
+            // the process group reaches the workers too, maybe before us.
+            if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;
+            log({{"event", "worker-exit"}, {"pid", std::to_string(pid)},
+                 {"status", WIFEXITED(status) ? std::to_string(WEXITSTATUS(status))
+                                              : "signal " + std::to_string(WTERMSIG(status))}});
+            rc = deliver_exit::temporary;
         }
         if (stop && !stopping) {
             // The name first: no client can connect once the workers take their last.

@@ -371,6 +371,25 @@ def test_roots_own_instance_queues_through_the_daemon(inst):
     assert inst.read_log().count("queue-injectd: event=queued") == 2, inst.read_log()
 
 
+
+@harness.with_instance()
+def test_ctrl_c_to_the_whole_group_is_a_clean_stop(inst):
+    """Ctrl-C under make run reaches every process of the group at once:
+    queue-injectd's workers may end before their supervisor hears of it,
+    which is a stop, not a failure."""
+    inst.start()
+    wait_for(lambda: "queue-injectd: event=start" in inst.read_log(), 10, "queue-injectd")
+    r = inst.sendmail(["alice@" + HOST], b"Subject: before\n\nhi\n")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: inst.count("alice") == 1, 20, "delivery")
+    os.killpg(inst.proc.pid, signal.SIGINT)
+    inst.proc.wait(30)
+    log = inst.read_log()
+    assert inst.proc.returncode == 0, log
+    assert "worker-exit" not in log and "queue-injectd status=0" in log, log
+    inst.proc = None
+
+
 if __name__ == "__main__":
     if os.geteuid() != 0:
         print("skip %s: a system instance needs root" % os.path.basename(__file__))
