@@ -110,8 +110,8 @@ def test_smtpd_queues_through_the_daemon_as_its_uid(inst):
     q = inst.user["yubinq"]
     assert (st.st_uid, st.st_mode & 0o7777) == (q.pw_uid, 0o755)
     assert os.stat(os.path.join(inst.dir, "public", "inject")).st_mode & 0o777 == 0o666
-    pids = inst.pids("queue-injectd")
-    assert len(pids) == 3    # the supervisor and its two workers
+    # the supervisor and its two workers (it logs its start before the forks)
+    pids = wait_for(lambda: len(inst.pids("queue-injectd")) == 3 and inst.pids("queue-injectd"), 10, "3 processes")
     for pid in pids:
         with open("/proc/%d/status" % pid) as f:
             assert re.search(r"^Uid:\s+%d\s+%d\s+%d\s+%d$" % ((q.pw_uid,) * 4), f.read(), re.M)
@@ -202,7 +202,7 @@ def test_stopping_serves_the_clients_already_connected(inst):
 def test_a_dead_worker_stops_the_instance(inst):
     """A worker killed: its supervisor stops the other and exits 111, and
     yubin-start stops the instance (exit 111), for a supervisor to restart."""
-    pids = inst.pids("queue-injectd")
+    pids = wait_for(lambda: len(inst.pids("queue-injectd")) == 3 and inst.pids("queue-injectd"), 10, "3 processes")
     ppid = {}
     for pid in pids:
         with open("/proc/%d/stat" % pid) as f:
