@@ -1,5 +1,5 @@
 // smtpd: SMTP on stdin/stdout for one connection; every accepted message
-// goes through queue-inject. Launched by tcpserver, inetd, yubin-listen or
+// goes to queue-injectd (or, when it is not running, queue-inject). Launched by tcpserver, inetd, yubin-listen or
 // sendmail -bs; under yubin-listen -m it serves one connection after another,
 // each handed over by yubin-listen. See smtpd(8).
 #include <arpa/inet.h>
