@@ -290,13 +290,13 @@ private:
         if (active() < o_.limit) event_add(accept_ev_.get(), nullptr);
     }
 
+    // Only a worker that is not busy (idle, used up, or gone) is removed.
     void remove(Worker& w) {
         for (auto it = idle_.begin(); it != idle_.end(); ++it)
             if (*it == &w) {
                 idle_.erase(it);
                 break;
             }
-        if (w.busy) --busy_;
         for (auto it = workers_.begin(); it != workers_.end(); ++it)
             if (&*it == &w) {
                 workers_.erase(it);  // frees the event, closes the socket

@@ -6,6 +6,7 @@ A test file defines functions named test_*; run() calls each and prints
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,17 @@ def wait_for(pred, timeout=30.0, what="condition", interval=0.02):
         if time.monotonic() > end:
             raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+def wait_listening(ip, port, timeout=10):
+    """Waits until ip:port accepts a connection (one probe connection, closed at once)."""
+    def up():
+        try:
+            socket.create_connection((ip, port), 1).close()
+            return True
+        except OSError:
+            return False
+    wait_for(up, timeout, "%s:%d to listen" % (ip, port))
 
 
 def program_pids(path):

@@ -32,14 +32,7 @@ class Pop3Listener:
         self.proc = subprocess.Popen([inst.bin("yubin-listen"), "127.0.0.1", str(self.port), inst.bin("pop3d")],
                                      stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
                                      start_new_session=True)
-
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 1).close()
-                return True
-            except OSError:
-                return False
-        wait_for(up, 10, "yubin-listen to listen")
+        harness.wait_listening("127.0.0.1", self.port)
 
     def read_log(self):
         with open(self.logpath, "rb") as f:

@@ -35,13 +35,7 @@ def fresh_ip():
 
 
 def wait_listening(ip, port=25, timeout=10):
-    def up():
-        try:
-            socket.create_connection((ip, port), 1).close()
-            return True
-        except OSError:
-            return False
-    wait_for(up, timeout, "%s:%d to listen" % (ip, port))
+    harness.wait_listening(ip, port, timeout)
 
 # ---------------------------------------------------------------- DNS
 

@@ -110,7 +110,6 @@ def free_port():
 class Listener:
     """yubin-listen on a free loopback port running the instance's smtpd."""
     def __init__(self, inst, rules=None, limit=None, maxuse=None):
-        import socket
         self.port = free_port()
         args = [inst.bin("yubin-listen")]
         if limit:
@@ -127,13 +126,7 @@ class Listener:
         with open(self.logfile, "wb") as log:
             self.proc = subprocess.Popen(args + ["-H", "-R", "127.0.0.1", str(self.port), inst.bin("smtpd")],
                                          stderr=log)
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 1).close()
-                return True
-            except OSError:
-                return False
-        wait_for(up, 10, "yubin-listen to listen")
+        harness.wait_listening("127.0.0.1", self.port)
 
     def stop(self):
         self.proc.terminate()

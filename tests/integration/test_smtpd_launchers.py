@@ -16,16 +16,6 @@ from harness import wait_for, header_values, body_of, HOST, with_instance, deb_p
 from test_smtpd import free_port, Listener, second_client_waits_for_the_first
 
 
-def wait_port(port):
-    def up():
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return True
-        except OSError:
-            return False
-    wait_for(up, 10, "port %d to listen" % port)
-
-
 def stop(proc):
     proc.terminate()
     try:
@@ -50,7 +40,7 @@ def test_tcpserver_launches_smtpd(inst):
     p = subprocess.Popen(["tcpserver", "-H", "-R", "-l", "0", "127.0.0.1", str(port), inst.bin("smtpd")],
                          stderr=subprocess.DEVNULL)
     try:
-        wait_port(port)
+        harness.wait_listening("127.0.0.1", port)
         r = smtp_source(port, 20, 4, "alice@" + HOST)
         assert r.returncode == 0, r.stderr
         wait_for(lambda: inst.count("alice") == 20, 30, "20 deliveries")
@@ -72,7 +62,7 @@ def test_inetd_nowait_launches_smtpd(inst):
         f.write("127.0.0.1:%d stream tcp nowait %s %s smtpd\n" % (port, user, inst.bin("smtpd")))
     p = subprocess.Popen([inetd, "-d", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_port(port)
+        harness.wait_listening("127.0.0.1", port)
         import smtplib
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
             s.sendmail("bob@other.example", ["alice@" + HOST], b"Subject: via inetd\r\n\r\nhello\r\n")
