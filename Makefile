@@ -125,10 +125,12 @@ $(BUILD)/tests/unit-tests: $(UNIT_OBJS) $(LIBYUBIN)
 
 # --- Debian packages
 # liblockfile1 is for bsd-mailx's mail(1), which tests/integration/test_sendmail.py
-# unpacks into build/debs/ with apt-get download (installing it would pull in an MTA).
+# unpacks into build/debs/ with apt-get download (installing it would pull in an MTA);
+# libwrap0 likewise for openbsd-inetd's inetd (test_smtpd_launchers.py), which is
+# unpacked there so that no inetd is installed and started on the machine.
 DEB_PACKAGES := g++ make libevent-dev libldns-dev libssl-dev catch2 groff-base \
                 python3 ucspi-tcp swaks msmtp ldnsutils \
-                liblockfile1 fetchmail mpop getmail6
+                liblockfile1 libwrap0 fetchmail mpop getmail6
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \

@@ -60,9 +60,16 @@ def test_inetd_nowait_launches_smtpd(inst):
     with open(conf, "w") as f:
         user = __import__("pwd").getpwuid(os.getuid()).pw_name
         f.write("127.0.0.1:%d stream tcp nowait %s %s smtpd\n" % (port, user, inst.bin("smtpd")))
-    p = subprocess.Popen([inetd, "-d", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    err = open(os.path.join(inst.dir, "inetd.err"), "w+b")
+    p = subprocess.Popen([inetd, "-d", conf], stdout=subprocess.DEVNULL, stderr=err)
     try:
-        harness.wait_listening("127.0.0.1", port)
+        try:
+            harness.wait_listening("127.0.0.1", port)
+        except AssertionError:
+            if p.poll() is None:
+                raise
+            err.seek(0)
+            raise AssertionError("inetd exited %d: %s" % (p.returncode, err.read().decode(errors="replace")))
         import smtplib
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
             s.sendmail("bob@other.example", ["alice@" + HOST], b"Subject: via inetd\r\n\r\nhello\r\n")
@@ -73,6 +80,7 @@ def test_inetd_nowait_launches_smtpd(inst):
         assert body_of(m) == b"hello\n"
     finally:
         stop(p)
+        err.close()
 
 
 @with_instance()
