@@ -1,4 +1,4 @@
-#include "pop3_authorization.hpp"
+#include "authorization.hpp"
 
 #include <unistd.h>
 
@@ -6,8 +6,8 @@
 
 #include <ctime>
 
-#include "pop3_lines.hpp"
-#include "pop3_transaction.hpp"
+#include "lines.hpp"
+#include "transaction.hpp"
 
 namespace yubin::pop3 {
 

@@ -1,4 +1,4 @@
-#include "pop3_credentials.hpp"
+#include "credentials.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -31,37 +31,6 @@ pop3::CheckResult accepted(const UserEntry& u) { return {pop3::Account{u.name, u
 pop3::CheckResult refused(std::string reason) { return {std::nullopt, std::move(reason)}; }
 
 }  // namespace
-
-std::vector<ApopEntry> parse_apop(std::string_view text) {
-    std::vector<ApopEntry> out;
-    size_t pos = 0;
-    while (pos < text.size()) {
-        size_t nl = text.find('\n', pos);
-        if (nl == std::string_view::npos) nl = text.size();
-        std::string_view line = text.substr(pos, nl - pos);
-        pos = nl + 1;
-        size_t colon = line.find(':');
-        if (line.empty() || line[0] == '#' || colon == std::string_view::npos) continue;
-        ApopEntry e{std::string(line.substr(0, colon)), std::string(line.substr(colon + 1))};
-        if (valid_user_name(e.name) && !e.secret.empty()) out.push_back(std::move(e));
-    }
-    return out;
-}
-
-std::string format_apop(const std::vector<ApopEntry>& entries) {
-    std::string out;
-    for (const auto& e : entries) out += e.name + ":" + e.secret + "\n";
-    return out;
-}
-
-std::vector<ApopEntry> load_apop(const Instance& inst) {
-    auto text = read_file(inst.path("users/apop"), 16 << 20);
-    return text ? parse_apop(*text) : std::vector<ApopEntry>{};
-}
-
-void save_apop(const Instance& inst, const std::vector<ApopEntry>& entries) {
-    write_file_atomic(inst.path("users/apop"), format_apop(entries), 0640);
-}
 
 std::string apop_digest(std::string_view timestamp, std::string_view secret) {
     std::string input = std::string(timestamp) + std::string(secret);

@@ -1,32 +1,21 @@
-// POP3 credentials of an instance: passwords in users/passwd (PBKDF2
-// hashes, password.hpp) and the APOP secrets in users/apop.
+// pop3d's credential checker: passwords against users/passwd (PBKDF2
+// hashes, password.hpp) and APOP digests against users/apop (users.hpp).
 //
 // APOP (RFC 1939 section 7) proves knowledge of a shared secret without
 // sending it, but the server must then keep the secret itself, not a hash.
-// So users/apop (NAME:SECRET, mode 0600) holds a line only for the users
-// whose APOP was turned on with "yubin-user apop NAME on"; everyone else's
-// password exists only as a salted, iterated hash.
+// So users/apop holds a line only for the users whose APOP was turned on
+// with "yubin-user apop NAME on"; everyone else's password exists only as a
+// salted, iterated hash.
 #pragma once
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "instance.hpp"
-#include "pop3_authorization.hpp"
+
+#include "authorization.hpp"
 
 namespace yubin {
-
-struct ApopEntry {
-    std::string name;
-    std::string secret;
-};
-
-// NAME:SECRET lines; the secret is everything after the first ':'.
-// Lines with an invalid name or an empty secret are skipped.
-std::vector<ApopEntry> parse_apop(std::string_view text);
-std::string format_apop(const std::vector<ApopEntry>& entries);
-std::vector<ApopEntry> load_apop(const Instance& inst);   // empty when there is no file
-void save_apop(const Instance& inst, const std::vector<ApopEntry>& entries);
 
 // MD5(timestamp + secret) in lower-case hex (RFC 1939 section 7).
 std::string apop_digest(std::string_view timestamp, std::string_view secret);

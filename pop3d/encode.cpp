@@ -1,4 +1,4 @@
-#include "pop3_encode.hpp"
+#include "encode.hpp"
 
 #include <unistd.h>
 
@@ -47,35 +47,6 @@ bool Encoder::add(std::string_view in, std::string& out) {
 void Encoder::finish(std::string& out) {
     if (!done_ && line_len_ > 0) end_line(prev_cr_, out);
     out += ".\r\n";
-}
-
-void SizeCounter::add(std::string_view in) {
-    bytes_ += in.size();
-    size_t pos = 0;
-    while (pos < in.size()) {
-        const void* lf = std::memchr(in.data() + pos, '\n', in.size() - pos);
-        if (!lf) break;
-        size_t at = static_cast<size_t>(static_cast<const char*>(lf) - in.data());
-        bool cr = at > 0 ? in[at - 1] == '\r' : prev_cr_;
-        if (!cr) ++bare_lf_;
-        pos = at + 1;
-    }
-    if (!in.empty()) {
-        prev_cr_ = in.back() == '\r';
-        at_line_start_ = in.back() == '\n';
-    }
-}
-
-uint64_t SizeCounter::total() const {
-    uint64_t t = bytes_ + bare_lf_;
-    if (!at_line_start_) t += prev_cr_ ? 1 : 2;   // the line end the last line gets
-    return t;
-}
-
-uint64_t pop3_size(std::string_view message) {
-    SizeCounter c;
-    c.add(message);
-    return c.total();
 }
 
 FdReader::~FdReader() {

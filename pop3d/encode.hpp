@@ -4,9 +4,9 @@
 //
 // Maildir files have LF line ends. A LF becomes CRLF; a CRLF already in the
 // file stays as it is; a last line without a line end gets one. The size is
-// the octets of the message so converted, without the byte-stuffing (which
-// the client removes) and without the terminating ".\r\n", so it is exactly
-// what a client receives as the message.
+// the octets of the message so converted (crlf_size in lib/maildir.hpp),
+// without the byte-stuffing (which the client removes) and without the
+// terminating ".\r\n", so it is exactly what a client receives as the message.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -39,17 +39,6 @@ private:
     uint64_t line_len_ = 0;      // bytes of the current line so far
 };
 
-// Counts the size of a message as POP3 sends it, fed in pieces.
-class SizeCounter {
-public:
-    void add(std::string_view in);
-    uint64_t total() const;
-private:
-    uint64_t bytes_ = 0, bare_lf_ = 0;
-    bool prev_cr_ = false, at_line_start_ = true;
-};
-
-uint64_t pop3_size(std::string_view message);
 
 // Where a message's bytes come from (a file; a string in tests).
 class ByteReader {

@@ -1,4 +1,4 @@
-#include "pop3_lines.hpp"
+#include "lines.hpp"
 
 #include <cstring>
 

@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <set>
 
-#include "pop3_encode.hpp"
+#include "maildir.hpp"
+
+#include "encode.hpp"
 
 namespace yubin {
 
@@ -40,7 +42,7 @@ uint64_t count_size(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw SysError("open " + path, errno);
     pop3::FdReader in(fd);
-    pop3::SizeCounter c;
+    CrlfSizeCounter c;
     char buf[65536];
     while (size_t n = in.read(buf, sizeof buf)) c.add(std::string_view(buf, n));
     return c.total();

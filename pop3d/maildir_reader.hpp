@@ -16,7 +16,7 @@ struct MaildirMessage {
     std::string dir;      // "new" or "cur"
     std::string name;     // the file name in dir
     std::string uidl;     // see pop3_uidl
-    uint64_t size = 0;    // octets as POP3 sends it (see pop3_encode.hpp)
+    uint64_t size = 0;    // octets as POP3 sends it (encode.hpp)
 };
 
 // The base name: the file name up to the first ':' (the info part).

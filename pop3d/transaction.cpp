@@ -1,6 +1,6 @@
-#include "pop3_transaction.hpp"
+#include "transaction.hpp"
 
-#include "pop3_lines.hpp"
+#include "lines.hpp"
 
 namespace yubin::pop3 {
 

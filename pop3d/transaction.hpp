@@ -9,13 +9,13 @@
 #include <string_view>
 #include <vector>
 
-#include "pop3_encode.hpp"
+#include "encode.hpp"
 
 namespace yubin::pop3 {
 
 struct DropMessage {
     std::string uidl;
-    uint64_t size = 0;    // octets as RETR sends the message (pop3_encode.hpp)
+    uint64_t size = 0;    // octets as RETR sends the message (encode.hpp)
 };
 
 class Maildrop {

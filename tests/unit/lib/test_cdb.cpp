@@ -1,6 +1,5 @@
 #include "cdb.hpp"
 
-#include "aliases.hpp"
 #include "io.hpp"
 #include "temp_dir.hpp"
 

@@ -1,5 +1,4 @@
 #include "maildir.hpp"
-#include "pop3_encode.hpp"
 
 #include "io.hpp"
 #include "temp_dir.hpp"
@@ -132,10 +131,10 @@ TEST_CASE("maildir_deliver puts prefix + message into new/", "[maildir]") {
     CHECK(std::stol(parts->pid) == ::getpid());
     CHECK(parts->host == maildir_host(hostname()));
     CHECK(std::stoul(parts->size) == prefix.size() + message.size());
-    CHECK(std::stoull(parts->crlf_size) == pop3::pop3_size(prefix + message));
+    CHECK(std::stoull(parts->crlf_size) == crlf_size(prefix + message));
     CHECK(names[0] == maildir_unique_name(std::stol(parts->time), std::stol(parts->usec), ::getpid(),
                                           static_cast<unsigned>(std::stoul(parts->counter)), hostname(),
-                                          prefix.size() + message.size(), pop3::pop3_size(prefix + message)));
+                                          prefix.size() + message.size(), crlf_size(prefix + message)));
 }
 
 TEST_CASE("rapid maildir deliveries get distinct names", "[maildir]") {

@@ -87,6 +87,15 @@ TEST_CASE("parse_passwd skips bad lines", "[users]") {
     CHECK(users[2].hash == "h2");
 }
 
+TEST_CASE("apop file: parse, format, invalid lines skipped", "[users]") {
+    auto e = parse_apop("alice:se:cret\n# comment\nBad Name:x\nbob:\n\ncarol:pw");
+    REQUIRE(e.size() == 2);
+    CHECK(e[0].name == "alice");
+    CHECK(e[0].secret == "se:cret");
+    CHECK(e[1].name == "carol");
+    CHECK(format_apop(e) == "alice:se:cret\ncarol:pw\n");
+}
+
 TEST_CASE("valid_user_name", "[users]") {
     for (const char* ok : {"a", "alice", "bob.smith", "c_3", "0", "a.", "a..b", "_x"}) {
         INFO(ok);

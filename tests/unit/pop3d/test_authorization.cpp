@@ -1,5 +1,5 @@
-// pop3_authorization.hpp: the AUTHORIZATION state with a fake checker.
-#include "pop3_authorization.hpp"
+// authorization.hpp: the AUTHORIZATION state with a fake checker.
+#include "authorization.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,5 +1,5 @@
-// pop3_credentials.hpp: users/apop, APOP digests, and the instance checker.
-#include "pop3_credentials.hpp"
+// credentials.hpp: APOP digests and the instance checker.
+#include "credentials.hpp"
 
 #include "io.hpp"
 #include "password.hpp"
@@ -26,15 +26,6 @@ struct Inst {
 };
 
 }  // namespace
-
-TEST_CASE("apop file: parse, format, invalid lines skipped", "[pop3_credentials]") {
-    auto e = parse_apop("alice:se:cret\n# comment\nBad Name:x\nbob:\n\ncarol:pw");
-    REQUIRE(e.size() == 2);
-    CHECK(e[0].name == "alice");
-    CHECK(e[0].secret == "se:cret");
-    CHECK(e[1].name == "carol");
-    CHECK(format_apop(e) == "alice:se:cret\ncarol:pw\n");
-}
 
 TEST_CASE("apop digest: RFC 1939's example", "[pop3_credentials]") {
     CHECK(apop_digest("<1896.697170952@dbc.mtview.ca.us>", "tanstaaf") == "c4c9334bac560ecc979e58001b3e22fb");

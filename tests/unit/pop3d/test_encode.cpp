@@ -1,6 +1,8 @@
-// pop3_encode.hpp: CRLF conversion, byte-stuffing, TOP, and sizes that
+// encode.hpp: CRLF conversion, byte-stuffing, TOP, and sizes that
 // match what is sent.
-#include "pop3_encode.hpp"
+#include "encode.hpp"
+
+#include "maildir.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -90,8 +92,8 @@ TEST_CASE("the size is what the client receives, for any bytes in any pieces", "
         for (size_t i = 0; i < len; ++i) msg += alphabet[rng() % sizeof alphabet];
         const std::string received = unstuff(encode(msg));
         INFO("message: " << msg);
-        CHECK(pop3_size(msg) == received.size());
-        SizeCounter c;
+        CHECK(yubin::crlf_size(msg) == received.size());
+        yubin::CrlfSizeCounter c;
         size_t piece = 1 + rng() % 4;
         for (size_t pos = 0; pos < msg.size(); pos += piece) c.add(std::string_view(msg).substr(pos, piece));
         CHECK(c.total() == received.size());

@@ -1,5 +1,5 @@
-// pop3_lines.hpp: bounded line splitting, command parsing, numbers, replies.
-#include "pop3_lines.hpp"
+// lines.hpp: bounded line splitting, command parsing, numbers, replies.
+#include "lines.hpp"
 
 #include <catch2/catch.hpp>
 

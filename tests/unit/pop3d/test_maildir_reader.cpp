@@ -4,7 +4,6 @@
 
 #include "io.hpp"
 #include "maildir.hpp"
-#include "pop3_encode.hpp"
 #include "temp_dir.hpp"
 
 #include <catch2/catch.hpp>
@@ -72,7 +71,7 @@ TEST_CASE("scan: new and cur, oldest first, sizes as POP3 sends them", "[pop3_ma
     CHECK(m[1].name == "1700000001.M1P1Q1.h,S=3:2,S");
     CHECK(m[1].dir == "cur");
     CHECK(m[1].uidl == "1700000001.M1P1Q1.h,S=3");
-    CHECK(m[1].size == pop3::pop3_size("a\n."));
+    CHECK(m[1].size == crlf_size("a\n."));
     CHECK(m[2].size == 9);
 }
 

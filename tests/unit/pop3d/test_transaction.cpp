@@ -1,6 +1,8 @@
-// pop3_transaction.hpp: the TRANSACTION and UPDATE states over a fake
+// transaction.hpp: the TRANSACTION and UPDATE states over a fake
 // Maildrop: every command, every error path, and that errors change nothing.
-#include "pop3_transaction.hpp"
+#include "transaction.hpp"
+
+#include "maildir.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -28,7 +30,7 @@ private:
 class FakeDrop : public Maildrop {
 public:
     explicit FakeDrop(std::vector<std::string> bodies) : bodies_(std::move(bodies)) {
-        for (size_t i = 0; i < bodies_.size(); ++i) list_.push_back({"uid" + std::to_string(i + 1), pop3_size(bodies_[i])});
+        for (size_t i = 0; i < bodies_.size(); ++i) list_.push_back({"uid" + std::to_string(i + 1), yubin::crlf_size(bodies_[i])});
     }
     const std::vector<DropMessage>& messages() const override { return list_; }
     std::unique_ptr<ByteReader> open(size_t i) override {

@@ -2,7 +2,7 @@
 // line text of a remote failure.
 #include <catch2/catch.hpp>
 
-#include "../../queue/scheduler.hpp"
+#include "scheduler.hpp"
 
 using namespace yubin;
 

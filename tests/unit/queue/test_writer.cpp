@@ -1,4 +1,4 @@
-#include "queue_writer.hpp"
+#include "writer.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,6 +1,6 @@
 // remote/route: control/smtproutes, MX order, implicit MX, null MX, an MX
 // pointing at this host; DNS answers come from a table.
-#include "../../remote/route.hpp"
+#include "route.hpp"
 
 #include <catch2/catch.hpp>
 

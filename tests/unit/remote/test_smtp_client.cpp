@@ -1,9 +1,9 @@
 // remote/: reading replies, encoding DATA, the result lines of remote-deliver.
 #include <catch2/catch.hpp>
 
-#include "../../remote/remote_result.hpp"
-#include "../../remote/smtp_client.hpp"
-#include "../../remote/smtp_reply.hpp"
+#include "remote_result.hpp"
+#include "smtp_client.hpp"
+#include "smtp_reply.hpp"
 
 using namespace yubin;
 

@@ -5,7 +5,7 @@
 #include <map>
 #include <memory>
 
-#include "../../remote/delivery.hpp"
+#include "delivery.hpp"
 #include "test_smtp_client_session.hpp"
 
 using namespace yubin;

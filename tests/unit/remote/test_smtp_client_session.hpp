@@ -4,8 +4,8 @@
 #include <deque>
 #include <string>
 
-#include "../../remote/smtp_client.hpp"
-#include "../../remote/smtp_reply.hpp"
+#include "smtp_client.hpp"
+#include "smtp_reply.hpp"
 
 namespace yubin::test {
 

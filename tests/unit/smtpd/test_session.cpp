@@ -1,6 +1,6 @@
 // SmtpSession (smtpd/session.hpp): the SMTP server state machine, driven with
 // bytes and a fake MessageSink; no sockets, no queue.
-#include "../../smtpd/session.hpp"
+#include "session.hpp"
 
 #include "exitcodes.hpp"
 
