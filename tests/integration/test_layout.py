@@ -7,6 +7,7 @@ and tests/check-includes in a copy of the sources (the tree itself is never
 touched)."""
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 
@@ -115,6 +116,32 @@ def test_unit_tests_keep_to_their_folder(t):
             '#include "dns.hpp"\n#include "io.hpp"\n#include "temp_dir.hpp"\n#include "test_dns_server.hpp"\n'
             'int probe;\n')
     accepted(t, "tests/unit/remote/test_probe.cpp")
+
+
+def has_interpreter(path):
+    """Whether the ELF file asks for a dynamic loader (a PT_INTERP header)."""
+    with open(path, "rb") as f:
+        elf = f.read(64)
+        assert elf[:4] == b"\x7fELF" and elf[4] == 2, "%s is not a 64-bit ELF file" % path
+        phoff, = struct.unpack_from("<Q", elf, 32)
+        phentsize, phnum = struct.unpack_from("<HH", elf, 54)
+        for i in range(phnum):
+            f.seek(phoff + i * phentsize)
+            p_type, = struct.unpack("<I", f.read(4))
+            if p_type == 3:   # PT_INTERP
+                return True
+    return False
+
+
+def test_the_programs_that_start_per_message_are_static():
+    # docs/ARCHITECTURE.md, "Linking": queue-inject, local-deliver, smtpd and
+    # remote-deliver are linked with -static (not under the sanitizers, whose
+    # runtimes need the dynamic loader); the others link libstdc++ statically.
+    sanitized = "san" in os.path.basename(harness.BUILD.rstrip("/"))
+    for prog in ("queue-inject", "local-deliver", "smtpd", "remote-deliver"):
+        dynamic = has_interpreter(os.path.join(harness.BUILD, "bin", prog))
+        assert dynamic == sanitized, "%s is %s" % (prog, "dynamic" if dynamic else "static")
+    assert has_interpreter(os.path.join(harness.BUILD, "bin", "queue-manager"))
 
 
 if __name__ == "__main__":
