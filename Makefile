@@ -19,7 +19,7 @@ endif
 CXX ?= g++
 OPT ?= -O2
 CXXFLAGS := -std=c++20 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
-            -D_GNU_SOURCE -Ilib $(SANFLAGS)
+            -D_GNU_SOURCE $(SANFLAGS)
 DEPFLAGS = -MMD -MP
 # Program starts are on every message's path (DESIGN.md): link libstdc++
 # statically everywhere, and the two per-message programs fully statically
@@ -36,45 +36,63 @@ endif
 BIN := $(BUILD)/bin
 OBJ := $(BUILD)/obj
 
-# --- the shared library (lib/): no third-party dependencies except where named
+# --- folders (docs/ARCHITECTURE.md, "Folders and what they may include").
+# lib/ is what several stages share; each stage folder holds its programs'
+# main files and the modules that only it uses. A file finds the headers of
+# its own folder by #include "x.hpp"; a stage file also finds lib/'s
+# (-Ilib), and nothing else. After every compile, tests/check-includes reads
+# the dependency file the compiler wrote and fails the build when a file
+# reached, by any path, a header its folder may not use: lib/ only lib/,
+# a stage its own folder and lib/, a unit test under tests/unit/FOLDER that
+# folder (and lib/) and tests/unit/'s helpers.
+STAGES := smtpd send queue local remote pop3d
+
 LIB_SRCS := $(wildcard lib/*.cpp)
 LIB_OBJS := $(LIB_SRCS:%.cpp=$(OBJ)/%.o)
 LIBYUBIN := $(BUILD)/libyubin.a
 
-# --- programs: name, sources, extra libraries
+$(foreach s,$(STAGES),$(eval $(OBJ)/$(s)/%.o: INCLUDES := -Ilib))
+$(eval $(OBJ)/tests/unit/lib/%.o: INCLUDES := -Ilib -Itests/unit)
+$(foreach s,$(STAGES),$(eval $(OBJ)/tests/unit/$(s)/%.o: INCLUDES := -I$(s) -Ilib -Itests/unit))
+
+# --- programs: name, main file, extra libraries. A program links its main
+# file, its own folder's archive of modules (build/stage/libFOLDER.a) and
+# libyubin.a: a call into another stage's module does not link.
 PROGRAMS := queue-inject queue-injectd queue-manager local-spawn local-deliver yubin-start \
             yubin-setup yubin-user yubin-newaliases sendmail mailq smtpd yubin-listen pop3d \
             remote-spawn remote-deliver
 
-SRCS_queue-inject  := queue/queue_inject.cpp
-SRCS_queue-injectd := queue/queue_injectd.cpp
+MAIN_queue-inject  := queue/queue_inject.cpp
+MAIN_queue-injectd := queue/queue_injectd.cpp
 LIBS_queue-injectd := -levent
-SRCS_queue-manager := queue/queue_manager.cpp queue/scheduler.cpp queue/scheduler_jobs.cpp \
-                      queue/scheduler_bounce.cpp queue/scheduler_config.cpp
+MAIN_queue-manager := queue/queue_manager.cpp
 LIBS_queue-manager := -levent
-SRCS_local-spawn   := local/local_spawn.cpp
+MAIN_yubin-start   := queue/yubin_start.cpp
+MAIN_yubin-setup   := queue/yubin_setup.cpp
+MAIN_local-spawn   := local/local_spawn.cpp
 LIBS_local-spawn   := -levent
-SRCS_local-deliver := local/local_deliver.cpp local/delivery.cpp
-SRCS_yubin-newaliases := local/yubin_newaliases.cpp
-SRCS_yubin-start   := queue/yubin_start.cpp
-SRCS_yubin-setup   := queue/yubin_setup.cpp
-SRCS_yubin-user    := local/yubin_user.cpp
+MAIN_local-deliver := local/local_deliver.cpp
+MAIN_yubin-newaliases := local/yubin_newaliases.cpp
+MAIN_yubin-user    := local/yubin_user.cpp
 LIBS_yubin-user    := -lcrypto
-SRCS_sendmail      := send/sendmail.cpp send/listing.cpp
-SRCS_mailq         := send/mailq.cpp send/listing.cpp
-SRCS_smtpd         := smtpd/smtpd.cpp smtpd/session.cpp
+MAIN_sendmail      := send/sendmail.cpp
+MAIN_mailq         := send/mailq.cpp
+MAIN_smtpd         := smtpd/smtpd.cpp
 LIBS_smtpd         := -levent
-SRCS_yubin-listen  := smtpd/yubin_listen.cpp
+MAIN_yubin-listen  := smtpd/yubin_listen.cpp
 LIBS_yubin-listen  := -levent
-SRCS_remote-spawn  := remote/remote_spawn.cpp remote/remote_result.cpp
+MAIN_remote-spawn  := remote/remote_spawn.cpp
 LIBS_remote-spawn  := -levent
-# remote-deliver: one run per message and destination; the SMTP client and routing
-REMOTE_LOGIC       := remote/delivery.cpp remote/route.cpp remote/smtp_client.cpp remote/smtp_reply.cpp \
-                      remote/remote_result.cpp
-SRCS_remote-deliver := remote/remote_deliver.cpp remote/smtp_socket.cpp remote/message_file.cpp $(REMOTE_LOGIC)
+MAIN_remote-deliver := remote/remote_deliver.cpp
 LIBS_remote-deliver := -lldns -lssl -lcrypto
-SRCS_pop3d         := pop3d/main.cpp pop3d/config.cpp pop3d/connection.cpp pop3d/front_end.cpp pop3d/session.cpp
+MAIN_pop3d         := pop3d/main.cpp
 LIBS_pop3d         := -levent -lcrypto
+
+MAINS := $(foreach p,$(PROGRAMS),$(MAIN_$(p)))
+# a stage's modules: the .cpp files of its folder that are no program's main
+$(foreach s,$(STAGES),$(eval MODULES_$(s) := $(filter-out $(MAINS),$(wildcard $(s)/*.cpp))))
+STAGE_LIB = $(BUILD)/stage/lib$(1).a
+STAGE_LIBS := $(foreach s,$(STAGES),$(call STAGE_LIB,$(s)))
 
 LINK_queue-inject  := $(STATIC_ALL)
 LINK_local-deliver := $(STATIC_ALL)
@@ -93,35 +111,41 @@ PROGRAM_BINS := $(PROGRAMS:%=$(BIN)/%)
 all: programs $(BUILD)/tests/unit-tests
 programs: $(PROGRAM_BINS)
 
-$(OBJ)/%.o: %.cpp
+$(OBJ)/%.o: %.cpp tests/check-includes
 	@mkdir -p $(dir $@)
 	@echo "  CXX     $<"
-	@$(CXX) $(CXXFLAGS) $(DEPFLAGS) -c $< -o $@
+	@$(CXX) $(CXXFLAGS) $(INCLUDES) $(DEPFLAGS) -c $< -o $@
+	@tests/check-includes $< $(@:.o=.d)
 
 $(LIBYUBIN): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	@rm -f $@ && ar rcs $@ $^
 
+define stage_rule
+$(call STAGE_LIB,$(1)): $$(MODULES_$(1):%.cpp=$(OBJ)/%.o)
+	@mkdir -p $$(dir $$@)
+	@rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach s,$(STAGES),$(eval $(call stage_rule,$(s))))
+
 define program_rule
-$(BIN)/$(1): $$(SRCS_$(1):%.cpp=$(OBJ)/%.o) $(LIBYUBIN)
+$(BIN)/$(1): $(OBJ)/$(MAIN_$(1):%.cpp=%.o) $(call STAGE_LIB,$(firstword $(subst /, ,$(MAIN_$(1))))) $(LIBYUBIN)
 	@mkdir -p $(BIN)
 	@echo "  LINK    $$@"
-	@$$(CXX) $$(LDFLAGS) $$(if $$(LINK_$(1)),$$(LINK_$(1)),$(STATIC_CXX)) -o $$@ $$(SRCS_$(1):%.cpp=$(OBJ)/%.o) $(LIBYUBIN) $$(LIBS_$(1))
+	@$$(CXX) $$(LDFLAGS) $$(if $$(LINK_$(1)),$$(LINK_$(1)),$(STATIC_CXX)) -o $$@ $$(filter %.o %.a,$$^) $$(LIBS_$(1))
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p))))
 
 # --- unit tests: Catch2 v2; its main is compiled once (tests/unit/catch_main.cpp).
+# The tests of a module are in tests/unit/FOLDER/, FOLDER its folder (lib or a stage).
 # g++ 12 warns falsely inside <regex> (pulled in by Catch2) under -O2 and the sanitizers.
 $(OBJ)/tests/unit/catch_main.o: CXXFLAGS += -Wno-error=maybe-uninitialized -Wno-maybe-uninitialized
-UNIT_SRCS := $(wildcard tests/unit/*.cpp)
-# program logic that unit tests reach without sockets
-UNIT_OBJS := $(UNIT_SRCS:%.cpp=$(OBJ)/%.o) $(OBJ)/smtpd/session.o \
-             $(REMOTE_LOGIC:%.cpp=$(OBJ)/%.o) $(OBJ)/remote/message_file.o \
-             $(patsubst %.cpp,$(OBJ)/%.o,$(filter queue/scheduler%,$(SRCS_queue-manager)))
-$(BUILD)/tests/unit-tests: $(UNIT_OBJS) $(LIBYUBIN)
+UNIT_SRCS := $(wildcard tests/unit/*.cpp tests/unit/*/*.cpp)
+UNIT_OBJS := $(UNIT_SRCS:%.cpp=$(OBJ)/%.o)
+$(BUILD)/tests/unit-tests: $(UNIT_OBJS) $(STAGE_LIBS) $(LIBYUBIN)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
-	@$(CXX) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(LIBYUBIN) -lcrypto -levent -lldns
+	@$(CXX) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(STAGE_LIBS) $(LIBYUBIN) -lssl -lcrypto -levent -lldns
 
 # --- Debian packages
 # liblockfile1 is for bsd-mailx's mail(1), which tests/integration/test_sendmail.py

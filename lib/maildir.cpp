@@ -9,7 +9,6 @@
 #include <cstring>
 
 #include "io.hpp"
-#include "pop3_encode.hpp"
 
 namespace yubin {
 
@@ -21,6 +20,35 @@ std::string maildir_host(std::string_view hostname) {
         else out += c;
     }
     return out;
+}
+
+void CrlfSizeCounter::add(std::string_view in) {
+    bytes_ += in.size();
+    size_t pos = 0;
+    while (pos < in.size()) {
+        const void* lf = std::memchr(in.data() + pos, '\n', in.size() - pos);
+        if (!lf) break;
+        size_t at = static_cast<size_t>(static_cast<const char*>(lf) - in.data());
+        bool cr = at > 0 ? in[at - 1] == '\r' : prev_cr_;
+        if (!cr) ++bare_lf_;
+        pos = at + 1;
+    }
+    if (!in.empty()) {
+        prev_cr_ = in.back() == '\r';
+        at_line_start_ = in.back() == '\n';
+    }
+}
+
+uint64_t CrlfSizeCounter::total() const {
+    uint64_t t = bytes_ + bare_lf_;
+    if (!at_line_start_) t += prev_cr_ ? 1 : 2;   // the line end the last line gets
+    return t;
+}
+
+uint64_t crlf_size(std::string_view message) {
+    CrlfSizeCounter c;
+    c.add(message);
+    return c.total();
 }
 
 std::string maildir_unique_name(long sec, long usec, pid_t pid, unsigned counter,
@@ -52,7 +80,7 @@ DeliveryResult maildir_deliver(const std::string& maildir, std::string_view pref
                                std::string_view message) {
     static unsigned counter = 0;  // per process: one more per delivery
     const std::string host = local_hostname();
-    pop3::SizeCounter crlf;
+    CrlfSizeCounter crlf;
     crlf.add(prefix);
     crlf.add(message);
     std::string tmp, name;

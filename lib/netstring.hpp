@@ -1,5 +1,5 @@
 // Netstrings ("5:hello,") read from a stream one at a time, with a bounded
-// buffer: queue-injectd's framing (queue-injectd(8)). lib/packet.hpp nests
+// buffer: queue-injectd's framing (queue-injectd(8)). packet.hpp nests
 // them into records.
 #pragma once
 #include <cstddef>

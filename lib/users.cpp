@@ -6,15 +6,27 @@
 
 namespace yubin {
 
-std::vector<UserEntry> parse_passwd(std::string_view text) {
-    std::vector<UserEntry> out;
+namespace {
+
+// The lines of a users/ file that hold an entry: not empty, not a '#' comment.
+std::vector<std::string_view> entry_lines(std::string_view text) {
+    std::vector<std::string_view> out;
     size_t pos = 0;
     while (pos < text.size()) {
         size_t nl = text.find('\n', pos);
         if (nl == std::string_view::npos) nl = text.size();
         std::string_view line = text.substr(pos, nl - pos);
         pos = nl + 1;
-        if (line.empty() || line[0] == '#') continue;
+        if (!line.empty() && line[0] != '#') out.push_back(line);
+    }
+    return out;
+}
+
+}  // namespace
+
+std::vector<UserEntry> parse_passwd(std::string_view text) {
+    std::vector<UserEntry> out;
+    for (std::string_view line : entry_lines(text)) {
         size_t a = line.find(':');
         if (a == std::string_view::npos) continue;
         size_t b = line.find(':', a + 1);
@@ -39,6 +51,32 @@ std::vector<UserEntry> load_users(const Instance& inst) {
 
 void save_users(const Instance& inst, const std::vector<UserEntry>& users) {
     write_file_atomic(inst.path("users/passwd"), format_passwd(users), 0640);
+}
+
+std::vector<ApopEntry> parse_apop(std::string_view text) {
+    std::vector<ApopEntry> out;
+    for (std::string_view line : entry_lines(text)) {
+        size_t colon = line.find(':');
+        if (colon == std::string_view::npos) continue;
+        ApopEntry e{std::string(line.substr(0, colon)), std::string(line.substr(colon + 1))};
+        if (valid_user_name(e.name) && !e.secret.empty()) out.push_back(std::move(e));
+    }
+    return out;
+}
+
+std::string format_apop(const std::vector<ApopEntry>& entries) {
+    std::string out;
+    for (const auto& e : entries) out += e.name + ":" + e.secret + "\n";
+    return out;
+}
+
+std::vector<ApopEntry> load_apop(const Instance& inst) {
+    auto text = read_file(inst.path("users/apop"), 16 << 20);
+    return text ? parse_apop(*text) : std::vector<ApopEntry>{};
+}
+
+void save_apop(const Instance& inst, const std::vector<ApopEntry>& entries) {
+    write_file_atomic(inst.path("users/apop"), format_apop(entries), 0640);
 }
 
 bool valid_user_name(std::string_view name) {

@@ -1,5 +1,6 @@
-// Virtual mailbox users (INSTANCE/users/passwd: NAME:HASH:HOME) and the
-// mapping from a local part to the user who receives it.
+// Virtual mailbox users (INSTANCE/users/passwd: NAME:HASH:HOME), their APOP
+// secrets (INSTANCE/users/apop), and the mapping from a local part to the
+// user who receives it.
 #pragma once
 #include <functional>
 #include <optional>
@@ -21,6 +22,22 @@ std::vector<UserEntry> parse_passwd(std::string_view text);
 std::string format_passwd(const std::vector<UserEntry>& users);
 std::vector<UserEntry> load_users(const Instance& inst);
 void save_users(const Instance& inst, const std::vector<UserEntry>& users);
+
+// users/apop (NAME:SECRET, mode 0640): APOP (RFC 1939 section 7) needs the
+// shared secret itself on the server, not a hash, so this file holds the
+// password of only those users whose APOP was turned on with "yubin-user
+// apop NAME on".
+struct ApopEntry {
+    std::string name;
+    std::string secret;
+};
+
+// NAME:SECRET lines; the secret is everything after the first ':'.
+// Lines with an invalid name or an empty secret are skipped.
+std::vector<ApopEntry> parse_apop(std::string_view text);
+std::string format_apop(const std::vector<ApopEntry>& entries);
+std::vector<ApopEntry> load_apop(const Instance& inst);   // empty when there is no file
+void save_apop(const Instance& inst, const std::vector<ApopEntry>& entries);
 
 // A user name yubin-user accepts: [a-z0-9._], 1-32 chars, not starting with '.'.
 bool valid_user_name(std::string_view name);

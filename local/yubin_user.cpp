@@ -16,7 +16,6 @@
 #include "maildir.hpp"
 #include "password.hpp"
 #include "privileges.hpp"
-#include "pop3_credentials.hpp"
 #include "users.hpp"
 
 using namespace yubin;

@@ -8,9 +8,9 @@
 #include <string>
 #include <string_view>
 
+#include "encode.hpp"
 #include "event.hpp"
-#include "pop3_encode.hpp"
-#include "pop3_lines.hpp"
+#include "lines.hpp"
 
 namespace yubin::pop3d {
 

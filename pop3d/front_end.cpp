@@ -7,10 +7,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "authorization.hpp"
 #include "connection.hpp"
+#include "credentials.hpp"
 #include "io.hpp"
-#include "pop3_authorization.hpp"
-#include "pop3_credentials.hpp"
 
 namespace yubin::pop3d {
 

@@ -10,8 +10,8 @@
 #include "config.hpp"
 #include "front_end.hpp"
 #include "instance.hpp"
+#include "lines.hpp"
 #include "log.hpp"
-#include "pop3_lines.hpp"
 #include "session.hpp"
 
 using namespace yubin;

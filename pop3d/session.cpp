@@ -9,7 +9,7 @@
 
 #include "connection.hpp"
 #include "maildir_reader.hpp"
-#include "pop3_transaction.hpp"
+#include "transaction.hpp"
 
 namespace yubin::pop3d {
 

@@ -15,7 +15,7 @@
 #include "exitcodes.hpp"
 #include "instance.hpp"
 #include "io.hpp"
-#include "queue_writer.hpp"
+#include "writer.hpp"
 
 using namespace yubin;
 

@@ -1,7 +1,7 @@
 // queue-injectd: the long-lived queue writer. Listens on INSTANCE/public/inject
 // (a unix stream socket); each client sends its envelope, then its message,
 // as netstrings, and gets the queue id and then the result. It writes the
-// same queue files as queue-inject (lib/queue_writer), and messages that end
+// same queue files as queue-inject (queue/writer), and messages that end
 // together share one fsync of queue/new and one trigger. See queue-injectd(8).
 #include <signal.h>
 #include <sys/socket.h>
@@ -23,7 +23,7 @@
 #include "log.hpp"
 #include "netstring.hpp"
 #include "privileges.hpp"
-#include "queue_writer.hpp"
+#include "writer.hpp"
 
 using namespace yubin;
 

@@ -3,7 +3,7 @@
 // Accepts TCP connections on HOST:PORT and runs PROGRAM for each one with
 // the socket on fds 0 and 1 and tcpserver's variables set; with -m, hands
 // each connection to a PROGRAM that is already running and serves up to
-// MAXUSE connections one after another (lib/handoff.hpp). See yubin-listen(8).
+// MAXUSE connections one after another (handoff.hpp). See yubin-listen(8).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>

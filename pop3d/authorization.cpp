@@ -1,0 +1,114 @@
+#include "authorization.hpp"
+
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include <ctime>
+
+#include "lines.hpp"
+#include "transaction.hpp"
+
+namespace yubin::pop3 {
+
+namespace {
+
+bool is_hex_digest(std::string_view s) {
+    if (s.size() != 32) return false;
+    for (char c : s)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+    return true;
+}
+
+const char* const transaction_verbs[] = {"STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "TOP", "UIDL"};
+
+}  // namespace
+
+std::string make_timestamp(std::string_view host) {
+    unsigned char r[8];
+    std::string rnd;
+    if (RAND_bytes(r, sizeof r) == 1) {
+        static const char hex[] = "0123456789abcdef";
+        for (unsigned char c : r) {
+            rnd += hex[c >> 4];
+            rnd += hex[c & 15];
+        }
+    } else {
+        rnd = std::to_string(std::clock());
+    }
+    return "<" + std::to_string(::getpid()) + "." + std::to_string(std::time(nullptr)) + "." + rnd + "@" +
+           std::string(host) + ">";
+}
+
+std::string Authorization::greeting() const {
+    return ok("yubin POP3 server ready" + (timestamp_.empty() ? "" : " " + timestamp_));
+}
+
+std::string Authorization::timeout_reply() const { return err("disconnected for inactivity"); }
+
+AuthStep Authorization::error(std::string text) {
+    AuthStep s{AuthStep::Action::reply, err(text)};
+    if (++errors_ > max_errors) {
+        s.action = AuthStep::Action::close;
+        s.text += err("too many errors; closing connection");
+    }
+    return s;
+}
+
+AuthStep Authorization::too_long() { return error("line too long"); }
+
+AuthStep Authorization::checked(CheckResult r, std::string method, std::string user) {
+    user_.reset();
+    AuthStep s;
+    s.method = std::move(method);
+    s.user = std::move(user);
+    if (r.account) {
+        s.action = AuthStep::Action::login;
+        s.account = std::move(*r.account);
+        return s;
+    }
+    // The same reply whether the user exists or not (RFC 3206 [AUTH]).
+    s.action = AuthStep::Action::fail;
+    s.reason = std::move(r.reason);
+    s.text = err("[AUTH] authentication failed");
+    if (++failures_ >= max_failures) {
+        s.close = true;
+        s.text += err("too many failed logins; closing connection");
+    }
+    return s;
+}
+
+AuthStep Authorization::command(std::string_view line) {
+    const Command c = parse_command(line);
+    if (c.verb == "USER") {
+        if (c.args.size() != 1) return error("syntax: USER name");
+        user_ = c.args[0];
+        return AuthStep{AuthStep::Action::reply, ok("send PASS")};
+    }
+    if (c.verb == "PASS") {
+        if (!user_) return error("send USER first");
+        if (line.size() < 5) return error("syntax: PASS password");
+        // The whole rest of the line is the password: it may hold spaces
+        // (RFC 1939 section 7).
+        std::string user = *user_;
+        return checked(checker_.check_password(user, c.rest), "user", user);
+    }
+    if (c.verb == "APOP") {
+        if (timestamp_.empty()) return error("APOP is not offered here");
+        if (c.args.size() != 2 || !is_hex_digest(c.args[1])) return error("syntax: APOP name digest");
+        return checked(checker_.check_apop(c.args[0], timestamp_, c.args[1]), "apop", c.args[0]);
+    }
+    if (c.verb == "CAPA") {
+        if (!c.args.empty()) return error("CAPA takes no argument");
+        return AuthStep{AuthStep::Action::reply, capa_reply(false)};
+    }
+    if (c.verb == "QUIT") {
+        if (!c.args.empty()) return error("QUIT takes no argument");
+        return AuthStep{AuthStep::Action::close, ok("yubin POP3 server signing off")};
+    }
+    for (const char* v : transaction_verbs)
+        if (c.verb == v) return error("log in first");
+    return error("unknown command");
+}
+
+}  // namespace yubin::pop3

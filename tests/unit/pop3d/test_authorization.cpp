@@ -1,0 +1,136 @@
+// authorization.hpp: the AUTHORIZATION state with a fake checker.
+#include "authorization.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using namespace yubin::pop3;
+using Action = AuthStep::Action;
+
+namespace {
+
+class FakeChecker : public CredentialChecker {
+public:
+    CheckResult check_password(std::string_view user, std::string_view password) override {
+        calls += "P(" + std::string(user) + "," + std::string(password) + ")";
+        if (user == "alice" && password == "pass word") return {Account{"alice", "/home/alice"}, ""};
+        return {std::nullopt, "bad"};
+    }
+    CheckResult check_apop(std::string_view user, std::string_view ts, std::string_view digest) override {
+        calls += "A(" + std::string(user) + "," + std::string(ts) + "," + std::string(digest) + ")";
+        if (user == "alice" && digest == std::string(32, 'a')) return {Account{"alice", "/home/alice"}, ""};
+        return {std::nullopt, "bad"};
+    }
+    std::string calls;
+};
+
+const std::string ts = "<1.2.3@host>";
+
+}  // namespace
+
+TEST_CASE("greeting carries the APOP timestamp only when APOP is offered", "[pop3_authorization]") {
+    FakeChecker c;
+    CHECK(Authorization(c, ts).greeting() == "+OK yubin POP3 server ready <1.2.3@host>\r\n");
+    CHECK(Authorization(c, "").greeting() == "+OK yubin POP3 server ready\r\n");
+    std::string t = make_timestamp("mail.example");
+    CHECK(t.front() == '<');
+    CHECK(t.back() == '>');
+    CHECK(t.find("@mail.example>") != std::string::npos);
+    CHECK(make_timestamp("x") != make_timestamp("x"));
+}
+
+TEST_CASE("USER then PASS logs in; the password is the rest of the line", "[pop3_authorization]") {
+    FakeChecker c;
+    Authorization a(c, ts);
+    AuthStep s = a.command("USER alice");
+    CHECK(s.action == Action::reply);
+    CHECK(s.text == "+OK send PASS\r\n");
+    s = a.command("PASS pass word");
+    CHECK(s.action == Action::login);
+    CHECK(s.account.name == "alice");
+    CHECK(s.account.home == "/home/alice");
+    CHECK(s.method == "user");
+    CHECK(c.calls == "P(alice,pass word)");
+}
+
+TEST_CASE("a failed login: the same reply for unknown users, and USER again", "[pop3_authorization]") {
+    FakeChecker c;
+    Authorization a(c, ts);
+    a.command("USER nobody");
+    AuthStep s1 = a.command("PASS pass word");
+    CHECK(s1.action == Action::fail);
+    CHECK(s1.text == "-ERR [AUTH] authentication failed\r\n");
+    CHECK(s1.reason == "bad");
+    CHECK(s1.user == "nobody");
+    CHECK_FALSE(s1.close);
+    // the USER is forgotten after a failure
+    CHECK(a.command("PASS pass word").text == "-ERR send USER first\r\n");
+    a.command("USER alice");
+    AuthStep s2 = a.command("PASS wrong");
+    CHECK(s2.text == s1.text);
+    CHECK_FALSE(s2.close);
+    a.command("USER alice");
+    AuthStep s3 = a.command("PASS wrong");
+    CHECK(s3.action == Action::fail);
+    CHECK(s3.close);   // the third failure ends the connection
+}
+
+TEST_CASE("APOP", "[pop3_authorization]") {
+    FakeChecker c;
+    Authorization a(c, ts);
+    AuthStep s = a.command("APOP alice " + std::string(32, 'a'));
+    CHECK(s.action == Action::login);
+    CHECK(s.method == "apop");
+    CHECK(c.calls == "A(alice,<1.2.3@host>," + std::string(32, 'a') + ")");
+    AuthStep f = a.command("APOP alice " + std::string(32, 'b'));
+    CHECK(f.action == Action::fail);
+    CHECK(f.text == "-ERR [AUTH] authentication failed\r\n");
+
+    FakeChecker c2;
+    Authorization none(c2, "");
+    CHECK(none.command("APOP alice " + std::string(32, 'a')).text == "-ERR APOP is not offered here\r\n");
+    CHECK(c2.calls.empty());
+}
+
+TEST_CASE("syntax and state errors in AUTHORIZATION", "[pop3_authorization]") {
+    struct Row { const char* line; const char* reply; };
+    for (Row r : {Row{"USER", "-ERR syntax: USER name"}, Row{"USER a b", "-ERR syntax: USER name"},
+                  Row{"PASS x", "-ERR send USER first"}, Row{"APOP alice", "-ERR syntax: APOP name digest"},
+                  Row{"APOP alice xyz", "-ERR syntax: APOP name digest"},
+                  Row{"APOP alice 0123456789abcdef0123456789abcdeg", "-ERR syntax: APOP name digest"},
+                  Row{"STAT", "-ERR log in first"}, Row{"LIST", "-ERR log in first"},
+                  Row{"RETR 1", "-ERR log in first"}, Row{"DELE 1", "-ERR log in first"},
+                  Row{"NOOP", "-ERR log in first"}, Row{"RSET", "-ERR log in first"},
+                  Row{"TOP 1 1", "-ERR log in first"}, Row{"UIDL", "-ERR log in first"},
+                  Row{"HELO x", "-ERR unknown command"}, Row{"CAPA x", "-ERR CAPA takes no argument"},
+                  Row{"QUIT x", "-ERR QUIT takes no argument"}}) {
+        FakeChecker c;
+        Authorization a(c, ts);
+        INFO(r.line);
+        AuthStep s = a.command(r.line);
+        CHECK(s.action == Action::reply);
+        CHECK(s.text == std::string(r.reply) + "\r\n");
+        CHECK(c.calls.empty());
+    }
+    FakeChecker c;
+    Authorization a(c, ts);
+    CHECK(a.command("USER alice").action == Action::reply);
+    CHECK(a.command("PASS").text == "-ERR syntax: PASS password\r\n");
+    CHECK(a.too_long().text == "-ERR line too long\r\n");
+}
+
+TEST_CASE("CAPA before login lists USER, QUIT closes, errors are bounded", "[pop3_authorization]") {
+    FakeChecker c;
+    Authorization a(c, ts);
+    AuthStep capa = a.command("CAPA");
+    CHECK(capa.text.find("\r\nUSER\r\n") != std::string::npos);
+    CHECK(capa.text.find("IMPLEMENTATION") == std::string::npos);
+    AuthStep q = a.command("QUIT");
+    CHECK(q.action == Action::close);
+    CHECK(q.text == "+OK yubin POP3 server signing off\r\n");
+
+    Authorization b(c, ts);
+    for (unsigned i = 0; i < Authorization::max_errors; ++i) CHECK(b.command("X").action == Action::reply);
+    CHECK(b.command("X").action == Action::close);
+}
