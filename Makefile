@@ -78,7 +78,7 @@ LIBS_yubin-user    := -lcrypto
 MAIN_sendmail      := send/sendmail.cpp
 MAIN_mailq         := send/mailq.cpp
 MAIN_smtpd         := smtpd/smtpd.cpp
-LIBS_smtpd         := -levent
+LIBS_smtpd         := -levent -lssl -lcrypto
 MAIN_yubin-listen  := smtpd/yubin_listen.cpp
 LIBS_yubin-listen  := -levent
 MAIN_remote-spawn  := remote/remote_spawn.cpp
@@ -86,7 +86,7 @@ LIBS_remote-spawn  := -levent
 MAIN_remote-deliver := remote/remote_deliver.cpp
 LIBS_remote-deliver := -lldns -lssl -lcrypto
 MAIN_pop3d         := pop3d/main.cpp
-LIBS_pop3d         := -levent -lcrypto
+LIBS_pop3d         := -levent -lssl -lcrypto
 
 MAINS := $(foreach p,$(PROGRAMS),$(MAIN_$(p)))
 # a stage's modules: the .cpp files of its folder that are no program's main

@@ -130,7 +130,18 @@ std::string SmtpSession::feed(std::string_view bytes) {
             } else if (line.size() + 2 > max_command_line) {
                 out += error(reply("500 5.5.2 Line too long"));
             } else {
+                const size_t before = out.size();
                 out += command(line);
+                if (start_tls_) {
+                    if (pos < in_.size()) {   // pipelined behind STARTTLS: never run as if sent under TLS
+                        out.resize(before);
+                        out += reply("554 5.5.0 Commands pipelined after STARTTLS; closing connection");
+                        start_tls_ = false;
+                        reset_transaction();
+                        mode_ = Mode::closed;
+                    }
+                    break;   // nothing more in clear text
+                }
             }
         } else {  // DATA
             if (discarding_) {  // the tail of an overlong line (too_long_ is set)
@@ -179,7 +190,8 @@ std::string SmtpSession::command(std::string_view line) {
                reply("214 2.0.0 See smtpd(8)");
     if (verb == "vrfy") return reply("252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery");
     if (verb == "expn") return error(reply("502 5.7.0 EXPN is refused"));
-    if (verb == "starttls" || verb == "auth" || verb == "turn" || verb == "etrn" || verb == "send" ||
+    if (verb == "starttls") return cmd_starttls(arg);
+    if (verb == "auth" || verb == "turn" || verb == "etrn" || verb == "send" ||
         verb == "saml" || verb == "soml")
         return error(reply("502 5.5.1 " + lowercase(verb) + " is not implemented"));
     return error(reply("500 5.5.2 Unknown command"));
@@ -200,8 +212,28 @@ std::string SmtpSession::cmd_helo(std::string_view arg, bool extended) {
     r += "250-SIZE " + std::to_string(cfg_.databytes) + "\r\n";
     r += "250-ENHANCEDSTATUSCODES\r\n";
     r += "250-SMTPUTF8\r\n";
+    if (cfg_.tls_offered && !tls_active()) r += "250-STARTTLS\r\n";
     r += "250 CHUNKING\r\n";
     return r;
+}
+
+std::string SmtpSession::cmd_starttls(std::string_view arg) {
+    if (!arg.empty()) return error(reply("501 5.5.4 STARTTLS takes no argument"));
+    if (tls_active()) return error(reply("503 5.5.1 TLS is already active"));
+    if (!cfg_.tls_offered) return error(reply("502 5.5.1 STARTTLS is not available"));
+    if (have_mail_) return error(reply("503 5.5.1 STARTTLS inside a mail transaction"));
+    start_tls_ = true;
+    return reply("220 2.0.0 Ready to start TLS");
+}
+
+void SmtpSession::tls_started(std::string comment) {
+    reset_transaction();
+    start_tls_ = false;
+    hello_ = Hello::none;
+    helo_name_.clear();
+    in_.clear();
+    discarding_ = false;
+    tls_comment_ = comment.empty() ? "(using TLS)" : std::move(comment);
 }
 
 std::string SmtpSession::cmd_mail(std::string_view arg) {
@@ -294,13 +326,15 @@ std::string SmtpSession::begin_message() {
     bad_line_end_ = too_long_ = too_big_ = false;
     hops_ = 0;
     size_ = 0;
+    // RFC 3848: ESMTPS under TLS; RFC 6531: UTF8SMTP, UTF8SMTPS.
     std::string proto = hello_ == Hello::ehlo ? "ESMTP" : "SMTP";
     if (smtputf8_) proto = "UTF8SMTP";
+    if (tls_active()) proto += "S";
     std::string from = cfg_.remote_ip.empty()
                            ? helo_name_ + " (uid " + cfg_.local_uid + ")"
                            : helo_name_ + " (" + (cfg_.remote_host.empty() ? "unknown" : clean(cfg_.remote_host)) +
                                  " [" + clean(cfg_.remote_ip, 64) + "])";
-    std::string received = "Received: from " + from + "\n\tby " + cfg_.me + " (yubin) with " + proto + " id " +
+    std::string received = "Received: from " + from + (tls_active() ? "\n\t" + tls_comment_ : "") + "\n\tby " + cfg_.me + " (yubin) with " + proto + " id " +
                            queue_id_;
     if (env_.recipients.size() == 1) received += "\n\tfor <" + clean(env_.recipients[0], 300) + ">";
     received += "; " + rfc5322_date(::time(nullptr)) + "\n";

@@ -22,6 +22,7 @@ struct SmtpConfig {
     unsigned max_errors = 20;
     std::string remote_ip, remote_host;      // empty when local (sendmail -bs)
     std::string local_uid;                   // for a local session's Received: line
+    bool tls_offered = false;                // a certificate is configured: STARTTLS is advertised
 };
 
 // Where an accepted message goes (queue-inject in smtpd; a fake in tests).
@@ -47,6 +48,17 @@ public:
     std::string feed(std::string_view bytes);
     std::string timeout_reply();                      // 421 and close
     bool closed() const { return mode_ == Mode::closed; }
+    // STARTTLS (RFC 3207) was answered with 220: the caller sends the
+    // replies, then does the TLS handshake and calls tls_started(), or ends
+    // the session when the handshake fails. Bytes the client sent behind
+    // STARTTLS end the session instead (CVE-2011-0411), so nothing read in
+    // clear text is ever taken as a command sent under TLS.
+    bool wants_tls() const { return start_tls_; }
+    // TLS is on (after STARTTLS, or from the first byte): the session starts
+    // afresh (RFC 3207 section 4.2: the client must EHLO again). comment is
+    // the Received: line's "(using TLSv1.3 with cipher ...)" text.
+    void tls_started(std::string comment);
+    bool tls_active() const { return !tls_comment_.empty(); }
 
 private:
     enum class Mode { command, data, bdat, closed };
@@ -58,6 +70,7 @@ private:
     std::string cmd_rcpt(std::string_view arg);
     std::string cmd_data(std::string_view arg);
     std::string cmd_bdat(std::string_view arg);
+    std::string cmd_starttls(std::string_view arg);
     std::string error(std::string reply);             // counts errors, closes past the limit
     std::string begin_message();                      // "" or the failure reply
     void message_line(std::string_view line);         // one line, without its line end
@@ -75,6 +88,8 @@ private:
     std::string in_;                 // unprocessed input
     bool discarding_ = false;        // inside an overlong line (command or DATA)
     unsigned errors_ = 0;
+    bool start_tls_ = false;         // 220 to STARTTLS sent: the handshake comes next
+    std::string tls_comment_;        // set once TLS is on
 
     // the transaction
     bool have_mail_ = false;

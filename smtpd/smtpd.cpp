@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "io.hpp"
 #include "log.hpp"
 #include "session.hpp"
+#include "tls.hpp"
 
 using namespace yubin;
 
@@ -97,10 +99,18 @@ struct Connection {
     int write_timeout;
     EventPtr ev;
     bool gone = false;  // the client went away or stopped reading
+    std::unique_ptr<TlsStream> tls;   // once TLS is on
 };
 
 void send(Connection& c, const std::string& out) {
     if (out.empty() || c.gone) return;
+    if (c.tls) {
+        if (!c.tls->write_all(out, c.write_timeout * 1000)) {
+            c.gone = true;
+            event_base_loopexit(c.base, nullptr);
+        }
+        return;
+    }
     ::alarm(static_cast<unsigned>(c.write_timeout));  // a client that stops reading cannot hold us
     try {
         write_all(1, out);
@@ -111,25 +121,77 @@ void send(Connection& c, const std::string& out) {
     ::alarm(0);
 }
 
+// The TLS handshake on fds 0 and 1 (after STARTTLS, or before the greeting
+// with -T); false ends the session. The handshake has the idle timeout.
+bool start_tls(Connection& c, const TlsServer& server, const Log& log, const std::string& remote) {
+    SslPtr ssl = server.accept_on(0, 1);
+    if (!ssl) {
+        log({{"event", "tls-failed"}, {"remote", remote}, {"error", tls_errors("SSL_new")}});
+        return false;
+    }
+    auto tls = std::make_unique<TlsStream>(std::move(ssl), 0, 1);
+    if (!tls->handshake(c.write_timeout * 1000)) {
+        log({{"event", "tls-failed"}, {"remote", remote}, {"error", tls->error()}});
+        return false;
+    }
+    const std::string version = tls->version(), cipher = tls->cipher(), sni = tls->server_name();
+    const std::string bits = std::to_string(tls->cipher_bits());
+    log({{"event", "tls"}, {"remote", remote}, {"version", version}, {"cipher", cipher}, {"sni", sni}});
+    c.session->tls_started("(using " + version + " with cipher " + cipher + " (" + bits + "/" + bits + " bits))");
+    c.tls = std::move(tls);
+    return true;
+}
+
+struct Input {
+    Connection* c;
+    const TlsServer* tls_server;
+    const Log* log;
+    std::string remote;
+};
+
+// What the client sent goes to the session; its replies go back. false:
+// the session is over.
+bool handle(Input& in, std::string_view bytes) {
+    Connection& c = *in.c;
+    send(c, c.session->feed(bytes));
+    if (c.gone) return false;
+    if (c.session->wants_tls() && !start_tls(c, *in.tls_server, *in.log, in.remote)) return false;
+    return !c.session->closed();
+}
+
 void on_input(evutil_socket_t fd, short what, void* arg) {
-    auto* c = static_cast<Connection*>(arg);
+    auto* in = static_cast<Input*>(arg);
+    Connection* c = in->c;
     if (what & EV_TIMEOUT) {
         send(*c, c->session->timeout_reply());
         event_base_loopexit(c->base, nullptr);
         return;
     }
     char buf[65536];
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
-    if (n <= 0) {  // the client went away: nothing half-received is kept
-        event_base_loopexit(c->base, nullptr);
-        return;
-    }
-    send(*c, c->session->feed(std::string_view(buf, static_cast<size_t>(n))));
-    if (c->gone) return;
-    if (c->session->closed()) {
-        event_base_loopexit(c->base, nullptr);
-        return;
+    if (c->tls) {
+        // Until OpenSSL has nothing left: what it has decrypted already, no poll(2) announces.
+        for (;;) {
+            size_t n = 0;
+            TlsStream::Io r = c->tls->read(buf, sizeof buf, n);
+            if (r == TlsStream::Io::again) {
+                if (!c->tls->wants_write()) break;
+                pollfd p{1, POLLOUT, 0};
+                if (::poll(&p, 1, c->write_timeout * 1000) <= 0) r = TlsStream::Io::error;
+                else continue;
+            }
+            if (r != TlsStream::Io::ok || !handle(*in, std::string_view(buf, n))) {
+                event_base_loopexit(c->base, nullptr);
+                return;
+            }
+        }
+    } else {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+        // n == 0: the client went away; nothing half-received is kept
+        if (n <= 0 || !handle(*in, std::string_view(buf, static_cast<size_t>(n)))) {
+            event_base_loopexit(c->base, nullptr);
+            return;
+        }
     }
     event_add(c->ev.get(), &c->timeout);  // re-arm the idle timeout
 }
@@ -143,14 +205,20 @@ EventBasePtr poll_event_base() {
     return base;
 }
 
+struct Options {
+    bool implicit_tls = false;   // -T: TLS from the first byte (port 465, RFC 8314)
+};
+
 // One SMTP session on fds 0 and 1. false: the configuration could not be
 // read (the client got a 421).
-bool serve(const Instance& inst, event_base* base, const Vars& var, Log& log) {
+bool serve(const Instance& inst, event_base* base, const Vars& var, const Options& opt, TlsServer& tls, Log& log) {
     SmtpConfig cfg;
     long timeout;
     try {
         cfg = load_config(inst, var);
         timeout = inst.control_long("timeoutsmtpd", 1200, 1, 86400);
+        if (tls.refresh() && !tls.error().empty()) log({{"event", "tls-unavailable"}, {"error", tls.error()}});
+        cfg.tls_offered = tls.available() && !opt.implicit_tls;
     } catch (const std::exception& e) {
         log({{"event", "fatal"}, {"error", e.what()}});
         const char msg[] = "421 4.3.5 Mail system configuration error; try again later\r\n";
@@ -161,15 +229,27 @@ bool serve(const Instance& inst, event_base* base, const Vars& var, Log& log) {
     QueueSink sink(inst);
     SmtpSession session(cfg, sink);
     Connection c{&session, base, seconds(static_cast<double>(timeout)), static_cast<int>(timeout), nullptr};
-    // fd 0 stays blocking: on a socket it is the same file as fd 1, and a
-    // full send buffer must make a reply wait (bounded by the alarm), not fail.
-    // One read per readiness never blocks.
-    c.ev = make_event(base, 0, EV_READ, on_input, &c);
+    const std::string remote = cfg.remote_ip.empty() ? "local" : cfg.remote_ip;
+    Input in{&c, &tls, &log, remote};
+    if (opt.implicit_tls) {
+        if (!tls.available()) {
+            // a client on a TLS port cannot read a reply in clear text
+            log({{"event", "tls-failed"}, {"remote", remote}, {"error", "no usable certificate: see control/tlscert"}});
+            return true;
+        }
+        if (!start_tls(c, tls, log, remote)) return true;
+    }
+    // Until TLS, fd 0 stays blocking: on a socket it is the same file as fd
+    // 1, and a full send buffer must make a reply wait (bounded by the
+    // alarm), not fail. One read per readiness never blocks. TLS makes
+    // both non-blocking, and waits with poll(2).
+    c.ev = make_event(base, 0, EV_READ, on_input, &in);
     send(c, session.greeting());
     if (!c.gone) {
         event_add(c.ev.get(), &c.timeout);
         event_base_dispatch(base);
     }
+    if (c.tls && !c.gone) c.tls->shutdown(1000);
     return true;
 }
 
@@ -178,7 +258,7 @@ bool serve(const Instance& inst, event_base* base, const Vars& var, Log& log) {
 // variables as NAME=VALUE strings, each ended by a NUL. smtpd serves it on
 // fds 0 and 1, writes one byte back when the session has ended, and waits
 // for the next; it ends when yubin-listen closes the socket.
-int serve_handoffs(int handoff, const Instance& inst, Log& log) {
+int serve_handoffs(int handoff, const Instance& inst, const Options& opt, TlsServer& tls, Log& log) {
     EventBasePtr base = poll_event_base();
     Fd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
     if (!null) return 111;
@@ -194,7 +274,7 @@ int serve_handoffs(int handoff, const Instance& inst, Log& log) {
                 auto it = h.vars.find(name);
                 return it == h.vars.end() ? nullptr : it->second.c_str();
             };
-            bool ok = serve(inst, base.get(), var, log);
+            bool ok = serve(inst, base.get(), var, opt, tls, log);
             // Closing our copies ends the TCP connection.
             ::dup2(null.get(), 0);
             ::dup2(null.get(), 1);
@@ -206,9 +286,21 @@ int serve_handoffs(int handoff, const Instance& inst, Log& log) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
     Log log("smtpd");
+    Options opt;
+    for (int i = 1; i < argc; ++i) {
+        if (std::string_view(argv[i]) == "-T") {
+            opt.implicit_tls = true;
+        } else {
+            log({{"event", "fatal"}, {"error", std::string("usage: smtpd [-T]; unknown argument ") + argv[i]}});
+            const char msg[] = "421 4.3.5 Mail system configuration error; try again later\r\n";
+            ssize_t n = ::write(1, msg, sizeof msg - 1);
+            (void)n;
+            return 111;
+        }
+    }
     std::optional<Instance> inst;
     try {
         inst = Instance::of_this_program();
@@ -219,8 +311,10 @@ int main() {
         (void)n;
         return 111;
     }
+    TlsServer tls(*inst);
     int handoff = handoff_fd_from_environment();
-    if (handoff >= 0) return serve_handoffs(handoff, *inst, log);
+    if (handoff >= 0) return serve_handoffs(handoff, *inst, opt, tls, log);
     EventBasePtr base = poll_event_base();
-    return serve(*inst, base.get(), [](const char* name) -> const char* { return std::getenv(name); }, log) ? 0 : 111;
+    auto env = [](const char* name) -> const char* { return std::getenv(name); };
+    return serve(*inst, base.get(), env, opt, tls, log) ? 0 : 111;
 }

@@ -1389,3 +1389,74 @@ TEST_CASE("smtp: timeout_reply is 421 4.4.2, closes and drops a message in progr
         CHECK(s.sink.log == c.log);
     }
 }
+
+// --- STARTTLS (RFC 3207)
+
+namespace {
+SmtpConfig tls_config() {
+    SmtpConfig c = test_config();
+    c.tls_offered = true;
+    return c;
+}
+}  // namespace
+
+TEST_CASE("smtp: STARTTLS is advertised only with a certificate and before TLS", "[smtp][tls]") {
+    Smtp plain;
+    CHECK(plain.feed(ehlo).find("STARTTLS") == std::string::npos);
+    CHECK(one(plain.cmd("STARTTLS")) == "502 5.5.1");
+    CHECK_FALSE(plain.session.wants_tls());
+
+    Smtp s(tls_config());
+    CHECK(s.feed(ehlo).find("250-STARTTLS\r\n") != std::string::npos);
+    CHECK(one(s.cmd("STARTTLS now")) == "501 5.5.4");
+    CHECK(one(s.feed(mail)) == "250 2.1.0");
+    CHECK(one(s.cmd("STARTTLS")) == "503 5.5.1");   // inside a transaction
+    CHECK(one(s.cmd("RSET")) == "250 2.0.0");
+    CHECK(one(s.cmd("STARTTLS")) == "220 2.0.0");
+    CHECK(s.session.wants_tls());
+    s.session.tls_started("(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))");
+    CHECK_FALSE(s.session.wants_tls());
+    CHECK(s.session.tls_active());
+    // the state is reset: the client must EHLO again, and STARTTLS is gone
+    CHECK(one(s.feed(mail)) == "503 5.5.1");
+    std::string list = s.feed(ehlo);
+    CHECK(list.find("STARTTLS") == std::string::npos);
+    CHECK(list.find("250-PIPELINING") != std::string::npos);
+    CHECK(one(s.cmd("STARTTLS")) == "503 5.5.1");
+}
+
+TEST_CASE("smtp: bytes pipelined behind STARTTLS end the session, never run as commands", "[smtp][tls]") {
+    for (std::string tail : {"RSET\r\n", "MAIL FROM:<evil@x.example>\r\n", "\x16\x03\x01", "\r\n"}) {
+        Smtp s(tls_config());
+        s.feed(ehlo);
+        std::string out = s.feed("STARTTLS\r\n" + tail);
+        INFO(escaped(out));
+        CHECK(one(out) == "554 5.5.0");
+        CHECK_FALSE(s.session.wants_tls());
+        CHECK(s.session.closed());
+        CHECK(s.sink.log.empty());
+    }
+    // a whole transaction pipelined: nothing of it reaches the queue
+    Smtp s(tls_config());
+    std::string out = s.feed(ehlo + "STARTTLS\r\n" + mail + rcpt + "DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n");
+    CHECK(heads(out).back() == "554 5.5.0");
+    CHECK(s.sink.log.empty());
+    CHECK(s.session.closed());
+}
+
+TEST_CASE("smtp: under TLS the Received line says ESMTPS and names the cipher", "[smtp][tls]") {
+    Smtp s(tls_config());
+    s.feed(ehlo);
+    REQUIRE(one(s.cmd("STARTTLS")) == "220 2.0.0");
+    s.session.tls_started("(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))");
+    start_transaction(s);
+    REQUIRE(one(s.cmd("DATA")) == "354");
+    REQUIRE(one(s.feed("Subject: t\r\n\r\nbody\r\n.\r\n")) == "250 2.0.0");
+    REQUIRE(s.sink.commits() == 1);
+    const std::string& m = s.sink.messages[0];
+    std::string received = m.substr(0, received_end(m));
+    INFO(received);
+    CHECK(received.find("\n\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\n\tby mx.local.example") !=
+          std::string::npos);
+    CHECK(received.find(" with ESMTPS id ") != std::string::npos);
+}
