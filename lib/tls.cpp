@@ -242,6 +242,21 @@ TlsStream::Io TlsStream::read(char* buf, size_t size, size_t& n) {
     }
 }
 
+TlsStream::Io TlsStream::write(const char* data, size_t size, size_t& n) {
+    ERR_clear_error();
+    want_read_ = false;
+    int r = SSL_write(ssl_.get(), data, static_cast<int>(size > (1u << 30) ? (1u << 30) : size));
+    if (r > 0) {
+        n = static_cast<size_t>(r);
+        return Io::ok;
+    }
+    switch (SSL_get_error(ssl_.get(), r)) {
+    case SSL_ERROR_WANT_WRITE: return Io::again;
+    case SSL_ERROR_WANT_READ: want_read_ = true; return Io::again;
+    default: error_ = tls_errors("write"); return Io::error;
+    }
+}
+
 bool TlsStream::write_all(std::string_view data, int timeout_ms) {
     const long deadline = now_ms() + timeout_ms;
     while (!data.empty()) {

@@ -90,11 +90,15 @@ public:
     // Some bytes into buf: ok with n > 0, again (nothing yet: wait for the
     // read descriptor, or the write one when wants_write()), eof, error.
     Io read(char* buf, size_t size, size_t& n);
+    // Some of data without waiting: ok with n > 0, again (wait for the
+    // write descriptor, or the read one when wants_read()), error.
+    Io write(const char* data, size_t size, size_t& n);
     // Everything, within timeout_ms. false: the client is gone or too slow.
     bool write_all(std::string_view data, int timeout_ms);
     // Decrypted bytes OpenSSL holds that no poll(2) would announce.
     bool pending() const { return SSL_pending(ssl_.get()) > 0; }
-    bool wants_write() const { return want_write_; }
+    bool wants_write() const { return want_write_; }   // after read() gave again
+    bool wants_read() const { return want_read_; }     // after write() gave again
     int rfd() const { return rfd_; }
     int wfd() const { return wfd_; }
     // The close_notify alert, best effort, at most timeout_ms.
@@ -110,7 +114,7 @@ private:
     bool wait(int err, int timeout_ms);   // for SSL_ERROR_WANT_READ/WRITE; false on timeout
     SslPtr ssl_;
     int rfd_, wfd_;
-    bool want_write_ = false;
+    bool want_write_ = false, want_read_ = false;
     std::string error_;
 };
 

@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "lines.hpp"
+#include "sasl.hpp"
 #include "transaction.hpp"
 
 namespace yubin::pop3 {
@@ -55,7 +56,10 @@ AuthStep Authorization::error(std::string text) {
     return s;
 }
 
-AuthStep Authorization::too_long() { return error("line too long"); }
+AuthStep Authorization::too_long() {
+    sasl_pending_ = false;
+    return error("line too long");
+}
 
 AuthStep Authorization::checked(CheckResult r, std::string method, std::string user) {
     user_.reset();
@@ -78,8 +82,56 @@ AuthStep Authorization::checked(CheckResult r, std::string method, std::string u
     return s;
 }
 
+void Authorization::tls_started() {
+    options_.tls_active = true;
+    user_.reset();
+    sasl_pending_ = false;
+}
+
+// RFC 5034: AUTH PLAIN with the response on the line ("=" for an empty
+// one) or after a "+ " continuation; "*" cancels.
+AuthStep Authorization::auth(const Command& c) {
+    if (c.args.empty()) return AuthStep{AuthStep::Action::reply, "+OK SASL mechanisms follow\r\nPLAIN\r\n.\r\n"};
+    if (c.args.size() > 2) return error("syntax: AUTH mechanism [initial-response]");
+    std::string mech = c.args[0];
+    for (char& ch : mech)
+        if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 32);
+    if (mech != "PLAIN") return error("unsupported SASL mechanism");
+    user_.reset();
+    if (c.args.size() == 1) {
+        sasl_pending_ = true;
+        return AuthStep{AuthStep::Action::reply, "+ \r\n"};
+    }
+    return plain_response(c.args[1] == "=" ? std::string_view() : std::string_view(c.args[1]));
+}
+
+AuthStep Authorization::plain_response(std::string_view response) {
+    sasl_pending_ = false;
+    if (response == "*") return error("AUTH cancelled");
+    std::optional<std::string> decoded = base64_decode(response);
+    if (!decoded) return error("AUTH: malformed base64");
+    std::string why;
+    std::optional<PlainCredentials> creds = parse_plain(*decoded, &why);
+    if (!creds) return error("AUTH: " + why);
+    return checked(checker_.check_password(creds->user, creds->password), "plain", creds->user);
+}
+
 AuthStep Authorization::command(std::string_view line) {
+    if (sasl_pending_) return plain_response(line);   // the client's response to "+ "
     const Command c = parse_command(line);
+    const bool login = c.verb == "USER" || c.verb == "PASS" || c.verb == "APOP" || c.verb == "AUTH";
+    if (login && !login_allowed()) {
+        user_.reset();
+        return error("[AUTH] Plaintext authentication disallowed on non-secure connections; use STLS");
+    }
+    if (c.verb == "STLS") {
+        if (!c.args.empty()) return error("STLS takes no argument");
+        if (options_.tls_active) return error("TLS is already active");
+        if (!options_.tls_offered) return error("STLS is not available");
+        user_.reset();
+        return AuthStep{AuthStep::Action::starttls, ok("Begin TLS negotiation")};
+    }
+    if (c.verb == "AUTH") return auth(c);
     if (c.verb == "USER") {
         if (c.args.size() != 1) return error("syntax: USER name");
         user_ = c.args[0];
@@ -100,7 +152,10 @@ AuthStep Authorization::command(std::string_view line) {
     }
     if (c.verb == "CAPA") {
         if (!c.args.empty()) return error("CAPA takes no argument");
-        return AuthStep{AuthStep::Action::reply, capa_reply(false)};
+        std::string lines;
+        if (options_.tls_offered && !options_.tls_active) lines += "STLS\r\n";
+        if (login_allowed()) lines += "USER\r\nSASL PLAIN\r\n";
+        return AuthStep{AuthStep::Action::reply, capa_reply(false, lines)};
     }
     if (c.verb == "QUIT") {
         if (!c.args.empty()) return error("QUIT takes no argument");

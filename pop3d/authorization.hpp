@@ -33,14 +33,24 @@ struct AuthStep {
         fail,    // credentials refused: send text after the failure delay
         login,   // credentials accepted: the mailbox session takes over
         close,   // send text and end the connection
+        starttls,   // send text, then the TLS handshake (STLS), then tls_started()
     };
     Action action = Action::reply;
     std::string text;
     bool close = false;       // fail: end the connection after text
     Account account;          // login
-    std::string method;       // fail, login: "user" or "apop"
+    std::string method;       // fail, login: "user", "apop" or "plain"
     std::string user;         // fail, login: the name the client gave
     std::string reason;       // fail: why, for the log only
+};
+
+struct Command;
+
+// TLS and the rules for logging in without it.
+struct AuthOptions {
+    bool tls_offered = false;    // STLS is available (a certificate is configured)
+    bool tls_active = false;     // TLS is on (after STLS, or from the first byte)
+    bool plaintext_ok = true;    // logins are allowed without TLS (loopback, control/pop3plaintext)
 };
 
 class Authorization {
@@ -50,20 +60,27 @@ public:
 
     // timestamp: the APOP timestamp "<...>" for the greeting; empty when
     // APOP is not offered.
-    Authorization(CredentialChecker& checker, std::string timestamp)
-        : checker_(checker), timestamp_(std::move(timestamp)) {}
+    Authorization(CredentialChecker& checker, std::string timestamp, AuthOptions options = {})
+        : checker_(checker), timestamp_(std::move(timestamp)), options_(options) {}
     std::string greeting() const;
     AuthStep command(std::string_view line);
     AuthStep too_long();
     std::string timeout_reply() const;
+    // The TLS handshake after STLS succeeded: the state starts afresh (RFC 2595 section 4).
+    void tls_started();
 
 private:
     AuthStep error(std::string text);
     AuthStep checked(CheckResult r, std::string method, std::string user);
+    AuthStep auth(const Command& c);
+    AuthStep plain_response(std::string_view response);
+    bool login_allowed() const { return options_.tls_active || options_.plaintext_ok; }
 
     CredentialChecker& checker_;
     std::string timestamp_;
+    AuthOptions options_;
     std::optional<std::string> user_;   // after a USER command
+    bool sasl_pending_ = false;         // after "AUTH PLAIN" without an initial response
     unsigned failures_ = 0, errors_ = 0;
 };
 

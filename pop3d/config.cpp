@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <stdexcept>
 
 namespace yubin::pop3d {
 
@@ -25,12 +26,23 @@ std::string remote_address() {
 
 }  // namespace
 
+bool is_loopback(const std::string& remote) {
+    return remote == "local" || remote == "::1" || remote.rfind("127.", 0) == 0 || remote.rfind("::ffff:127.", 0) == 0;
+}
+
 Config load_config(const Instance& inst) {
     Config c;
     c.me = inst.control_string("me", "localhost");
     c.timeout = inst.control_long("timeoutpop3d", 600, 1, 86400);
     c.fail_delay_ms = inst.control_long("pop3faildelay", 2000, 0, 60000);
     c.remote = remote_address();
+    // Passwords in clear text only where they cannot be overheard, unless
+    // the administrator says otherwise (Dovecot's disable_plaintext_auth).
+    const std::string plain = lowercase(inst.control_string("pop3plaintext", "loopback"));
+    if (plain == "yes") c.plaintext_ok = true;
+    else if (plain == "no") c.plaintext_ok = false;
+    else if (plain == "loopback") c.plaintext_ok = is_loopback(c.remote);
+    else throw std::runtime_error("control/pop3plaintext: expected yes, no or loopback, not " + plain);
     return c;
 }
 

@@ -18,7 +18,12 @@ struct Config {
     long timeout = 600;         // control/timeoutpop3d, seconds
     long fail_delay_ms = 2000;  // control/pop3faildelay, milliseconds
     std::string remote;         // the client's address, for the logs
+    bool implicit_tls = false;  // -T: TLS from the first byte (port 995, RFC 8314)
+    bool plaintext_ok = true;   // logins without TLS: control/pop3plaintext and the client's address
 };
+
+// Is this address the machine itself (127.0.0.0/8, ::1, a pipe)?
+bool is_loopback(const std::string& remote);
 
 // Throws std::runtime_error for a malformed control file.
 Config load_config(const Instance& inst);

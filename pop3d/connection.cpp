@@ -15,6 +15,7 @@ const char* end_name(End e) {
     switch (e) {
     case End::closed: return "closed";
     case End::handoff: return "login";
+    case End::starttls: return "starttls";
     case End::dropped: return "dropped";
     case End::timeout: return "timeout";
     case End::write_failed: return "write-failed";
@@ -46,7 +47,9 @@ Connection::Connection(Handler& handler, long timeout_seconds)
 Connection::~Connection() = default;
 
 End Connection::run(std::string first, std::string input) {
+    ended_ = false;
     out_ = std::move(first);
+    out_pos_ = 0;
     in_.append(input);
     guarded(&Connection::advance);
     if (!ended_) event_base_dispatch(base_.get());
@@ -89,11 +92,19 @@ void Connection::apply(Step s) {
         event_add(timer_.get(), &tv);
         return;
     }
+    if (s.start_tls && in_.pending_size() > 0) {
+        // What was pipelined behind STLS came in clear text: it must never
+        // be taken as sent under TLS (the CVE-2011-0411 class).
+        out_ += pop3::err("commands pipelined after STLS; closing connection");
+        closing_ = true;
+        closing_end_ = End::closed;
+        return;
+    }
     out_ += s.text;
     body_ = std::move(s.body);
-    if (s.close || s.handoff) {
+    if (s.close || s.handoff || s.start_tls) {
         closing_ = true;
-        closing_end_ = s.handoff ? End::handoff : End::closed;
+        closing_end_ = s.handoff ? End::handoff : s.start_tls ? End::starttls : End::closed;
     }
 }
 
@@ -112,7 +123,19 @@ void Connection::produce() {
 }
 
 bool Connection::write_some() {
-    ssize_t n = ::write(1, out_.data() + out_pos_, out_.size() - out_pos_);
+    ssize_t n;
+    if (tls_) {
+        size_t done = 0;
+        switch (tls_->write(out_.data() + out_pos_, out_.size() - out_pos_, done)) {
+        case TlsStream::Io::ok: n = static_cast<ssize_t>(done); break;
+        case TlsStream::Io::again:
+            event_add(tls_->wants_read() ? rd_.get() : wr_.get(), &timeout_);   // a read brings us back too
+            return false;
+        default: finish(End::write_failed); return false;
+        }
+    } else {
+        n = ::write(1, out_.data() + out_pos_, out_.size() - out_pos_);
+    }
     if (n < 0) {
         if (errno == EINTR) return true;
         if (errno == EAGAIN) {
@@ -145,13 +168,28 @@ void Connection::advance() {
         if (body_) continue;
         if (closing_) return finish(closing_end_);
         if (delaying_) return;   // the timer brings us back
-        event_add(rd_.get(), &timeout_);
+        if (tls_ && tls_->pending()) event_active(rd_.get(), EV_READ, 0);   // decrypted already: no poll(2) says so
+        else event_add(rd_.get(), &timeout_);
         return;
     }
 }
 
 void Connection::read_some() {
     char buf[65536];
+    if (tls_) {
+        size_t got = 0;
+        read_wants_write_ = false;
+        switch (tls_->read(buf, sizeof buf, got)) {
+        case TlsStream::Io::ok: break;
+        case TlsStream::Io::again:
+            read_wants_write_ = tls_->wants_write();
+            event_add(read_wants_write_ ? wr_.get() : rd_.get(), &timeout_);
+            return;
+        default: return finish(End::dropped);
+        }
+        in_.append(std::string_view(buf, got));
+        return advance();
+    }
     ssize_t n = ::read(0, buf, sizeof buf);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
         event_add(rd_.get(), &timeout_);
@@ -177,6 +215,7 @@ void Connection::on_read(evutil_socket_t, short what, void* arg) {
 void Connection::on_write(evutil_socket_t, short what, void* arg) {
     auto* c = static_cast<Connection*>(arg);
     if (what & EV_TIMEOUT) return c->finish(End::write_failed);
+    if (c->read_wants_write_) return c->guarded(&Connection::read_some);
     c->guarded(&Connection::advance);
 }
 

@@ -10,6 +10,7 @@
 
 #include "encode.hpp"
 #include "event.hpp"
+#include "tls.hpp"
 #include "lines.hpp"
 
 namespace yubin::pop3d {
@@ -21,6 +22,8 @@ struct Step {
     long delay_ms = 0;      // send text only after this delay, reading nothing meanwhile
     bool close = false;     // end the connection once everything is sent
     bool handoff = false;   // stop once everything is sent: the caller takes the connection over
+    bool start_tls = false; // stop once everything is sent: the caller does the TLS handshake (STLS);
+                            // bytes the client pipelined behind the command end the connection instead
 };
 
 class Handler {
@@ -34,6 +37,7 @@ public:
 enum class End {
     closed,        // a Step with close (QUIT, too many errors ...)
     handoff,       // a Step with handoff (a successful login)
+    starttls,      // a Step with start_tls, nothing pipelined behind it
     dropped,       // the client closed the connection or a read failed
     timeout,       // idle for the timeout
     write_failed,  // a reply could not be written (error, or the client stopped reading)
@@ -55,6 +59,14 @@ public:
     End run(std::string first, std::string input);
     // Sends text and ends the connection (a refusal before any command).
     End send_and_close(std::string text);
+    // From now on, bytes in and out go through TLS (after the handshake).
+    // Also after End::starttls, before the next run().
+    void use_tls(std::unique_ptr<TlsStream> tls) {
+        tls_ = std::move(tls);
+        closing_ = false;
+        closing_end_ = End::closed;
+    }
+    std::unique_ptr<TlsStream> take_tls() { return std::move(tls_); }
     // The client's bytes that no line was made of yet (after a handoff).
     std::string take_pending() { return in_.take_pending(); }
     uint64_t bytes_out() const { return bytes_out_; }
@@ -86,6 +98,8 @@ private:
     bool closing_ = false;
     End closing_end_ = End::closed;
     bool ended_ = false;
+    std::unique_ptr<TlsStream> tls_;
+    bool read_wants_write_ = false;   // TLS: a read waits for the socket to take bytes
     End end_ = End::closed;
     std::string error_;
 };

@@ -1,6 +1,8 @@
 #include "front_end.hpp"
 
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +13,8 @@
 #include "connection.hpp"
 #include "credentials.hpp"
 #include "io.hpp"
+#include "lines.hpp"
+#include "tls.hpp"
 
 namespace yubin::pop3d {
 
@@ -35,6 +39,7 @@ private:
         switch (s.action) {
         case A::reply: break;
         case A::close: out.close = true; break;
+        case A::starttls: out.start_tls = true; break;
         case A::fail:
             log_({{"event", "login-failed"}, {"user", s.user}, {"method", s.method}, {"remote", cfg_.remote},
                   {"reason", s.reason}});
@@ -82,32 +87,26 @@ bool pending_on_fd3(const std::string& pending) {
     return true;
 }
 
-}  // namespace
+// The TLS handshake on fds 0 and 1; nullptr (logged) when it fails.
+std::unique_ptr<TlsStream> handshake(const TlsServer& server, const Config& cfg, const Log& log) {
+    SslPtr ssl = server.accept_on(0, 1);
+    if (!ssl) {
+        log({{"event", "tls-failed"}, {"remote", cfg.remote}, {"error", tls_errors("SSL_new")}});
+        return nullptr;
+    }
+    auto tls = std::make_unique<TlsStream>(std::move(ssl), 0, 1);
+    if (!tls->handshake(static_cast<int>(cfg.timeout * 1000))) {
+        log({{"event", "tls-failed"}, {"remote", cfg.remote}, {"error", tls->error()}});
+        return nullptr;
+    }
+    log({{"event", "tls"}, {"remote", cfg.remote}, {"version", tls->version()}, {"cipher", tls->cipher()}});
+    return tls;
+}
 
-int run_front_end(const Instance& inst, const Config& cfg, const Log& log) {
-    InstanceCredentials creds(inst);
-    std::string pending;
-    pop3::Account account;
-    {
-        std::string timestamp;
-        try {
-            if (creds.apop_offered()) timestamp = pop3::make_timestamp(cfg.me);
-        } catch (const std::exception& e) {
-            log({{"event", "error"}, {"error", e.what()}});   // no APOP then
-        }
-        pop3::Authorization auth(creds, timestamp);
-        FrontHandler handler(auth, cfg, log);
-        Connection conn(handler, cfg.timeout);
-        End end = conn.run(auth.greeting(), "");
-        if (end != End::handoff) {
-            if (end == End::timeout) log({{"event", "timeout"}, {"remote", cfg.remote}});
-            if (end == End::error) log({{"event", "error"}, {"remote", cfg.remote}, {"error", conn.error()}});
-            return exit_status::ok;
-        }
-        account = handler.account();
-        pending = conn.take_pending();
-        log({{"event", "login"}, {"user", account.name}, {"method", handler.method()}, {"remote", cfg.remote}});
-    }   // the event loop is gone before the exec
+// Runs the mailbox session for account on fds 0 and 1, with the bytes the
+// client pipelined behind its login on fd 3. Returns only when that fails
+// (logged).
+void exec_session(const Instance& inst, const pop3::Account& account, const std::string& pending, const Log& log) {
     const std::string self = inst.path("bin/pop3d");
     if (::chdir(account.home.c_str()) < 0) {
         log({{"event", "error"}, {"user", account.name}, {"error", "chdir " + account.home + ": " + std::strerror(errno)}});
@@ -121,6 +120,94 @@ int run_front_end(const Instance& inst, const Config& cfg, const Log& log) {
         ::execv(self.c_str(), argv);
         log({{"event", "error"}, {"user", account.name}, {"error", "exec " + self + ": " + std::strerror(errno)}});
     }
+}
+
+// Under TLS the session cannot have the connection: the TLS state stays in
+// this process, which relays between the client and the session's socket.
+int relay_to_session(TlsStream& tls, const Instance& inst, const Config& cfg, const pop3::Account& account,
+                     const std::string& pending, const Log& log) {
+    int sp[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+        log({{"event", "error"}, {"user", account.name}, {"error", std::string("socketpair: ") + std::strerror(errno)}});
+        tls.write_all(pop3::err("[SYS/TEMP] cannot open the mailbox; try again later"), 10000);
+        return exit_status::temporary;
+    }
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(sp[1], 0);
+        ::dup2(sp[1], 1);
+        exec_session(inst, account, pending, log);
+        say(pop3::err("[SYS/TEMP] cannot open the mailbox; try again later"));
+        ::_exit(exit_status::temporary);
+    }
+    ::close(sp[1]);
+    if (pid < 0) {
+        log({{"event", "error"}, {"user", account.name}, {"error", std::string("fork: ") + std::strerror(errno)}});
+        tls.write_all(pop3::err("[SYS/TEMP] cannot open the mailbox; try again later"), 10000);
+        ::close(sp[0]);
+        return exit_status::temporary;
+    }
+    // The session has its own timeouts; this one only bounds a relay whose
+    // session is gone without closing its end.
+    tls_relay(tls, sp[0], static_cast<int>((cfg.timeout + 60) * 1000));
+    ::close(sp[0]);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : exit_status::temporary;
+}
+
+}  // namespace
+
+int run_front_end(const Instance& inst, const Config& cfg, const Log& log) {
+    InstanceCredentials creds(inst);
+    TlsServer tls_server(inst);
+    if (tls_server.refresh() && !tls_server.error().empty())
+        log({{"event", "tls-unavailable"}, {"error", tls_server.error()}});
+    std::string pending;
+    pop3::Account account;
+    std::unique_ptr<TlsStream> tls;
+    {
+        std::string timestamp;
+        try {
+            if (creds.apop_offered()) timestamp = pop3::make_timestamp(cfg.me);
+        } catch (const std::exception& e) {
+            log({{"event", "error"}, {"error", e.what()}});   // no APOP then
+        }
+        pop3::AuthOptions options{tls_server.available() && !cfg.implicit_tls, false, cfg.plaintext_ok};
+        pop3::Authorization auth(creds, timestamp, options);
+        FrontHandler handler(auth, cfg, log);
+        Connection conn(handler, cfg.timeout);
+        if (cfg.implicit_tls) {
+            if (!tls_server.available()) {   // a client on a TLS port cannot read a reply in clear text
+                log({{"event", "tls-failed"}, {"remote", cfg.remote}, {"error", "no usable certificate: see control/tlscert"}});
+                return exit_status::ok;
+            }
+            std::unique_ptr<TlsStream> t = handshake(tls_server, cfg, log);
+            if (!t) return exit_status::ok;
+            auth.tls_started();
+            conn.use_tls(std::move(t));
+        }
+        End end = conn.run(auth.greeting(), "");
+        while (end == End::starttls) {
+            std::unique_ptr<TlsStream> t = handshake(tls_server, cfg, log);
+            if (!t) return exit_status::ok;
+            auth.tls_started();
+            conn.use_tls(std::move(t));
+            end = conn.run("", "");
+        }
+        if (end != End::handoff) {
+            if (end == End::timeout) log({{"event", "timeout"}, {"remote", cfg.remote}});
+            if (end == End::error) log({{"event", "error"}, {"remote", cfg.remote}, {"error", conn.error()}});
+            return exit_status::ok;
+        }
+        account = handler.account();
+        pending = conn.take_pending();
+        tls = conn.take_tls();
+        log({{"event", "login"}, {"user", account.name}, {"method", handler.method()}, {"remote", cfg.remote}});
+    }   // the event loop is gone before the exec
+    if (tls) return relay_to_session(*tls, inst, cfg, account, pending, log);
+    exec_session(inst, account, pending, log);
     say(pop3::err("[SYS/TEMP] cannot open the mailbox; try again later"));
     return exit_status::temporary;
 }

@@ -5,6 +5,8 @@
 #include <signal.h>
 
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <optional>
 
 #include "config.hpp"
@@ -24,6 +26,10 @@ int main(int argc, char** argv) {
     try {
         inst = Instance::of_this_program();
         cfg = pop3d::load_config(*inst);
+        for (int i = 1; i < argc && std::strcmp(argv[1], "session") != 0; ++i) {
+            if (std::strcmp(argv[i], "-T") == 0) cfg.implicit_tls = true;
+            else throw std::runtime_error(std::string("usage: pop3d [-T]; unknown argument ") + argv[i]);
+        }
     } catch (const std::exception& e) {
         log({{"event", "fatal"}, {"error", e.what()}});
         pop3d::say(pop3::err("[SYS/TEMP] mail system configuration error; try again later"));

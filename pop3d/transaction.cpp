@@ -4,11 +4,12 @@
 
 namespace yubin::pop3 {
 
-std::string capa_reply(bool authorized) {
+std::string capa_reply(bool authorized, std::string_view login_lines) {
     std::string r = "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n";
-    // USER before login only; the implementation only to a logged-in client
-    // (RFC 2449 section 6.9 leaves that to the server).
-    r += authorized ? "IMPLEMENTATION yubin\r\n" : "USER\r\n";
+    // The ways to log in before login only; the implementation only to a
+    // logged-in client (RFC 2449 section 6.9 leaves that to the server).
+    if (authorized) r += "IMPLEMENTATION yubin\r\n";
+    else r += login_lines;
     return r + ".\r\n";
 }
 

@@ -68,7 +68,9 @@ private:
     size_t retrieved_ = 0;
 };
 
-// The CAPA reply (RFC 2449): in AUTHORIZATION (authorized false) or TRANSACTION.
-std::string capa_reply(bool authorized);
+// The CAPA reply (RFC 2449): in TRANSACTION (login_lines empty), or in
+// AUTHORIZATION with the lines that say how to log in there ("USER\r\n",
+// "SASL PLAIN\r\n", "STLS\r\n").
+std::string capa_reply(bool authorized, std::string_view login_lines = {});
 
 }  // namespace yubin::pop3

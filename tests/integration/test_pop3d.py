@@ -377,6 +377,13 @@ def test_outside_an_instance_it_refuses(tmp=None):
 def test_over_pipes_with_a_dialog(inst, lst):
     deliver(inst, [b"Subject: a\n\na\n"])
     env = dict(os.environ, TCPREMOTEIP="192.0.2.9")
+    # not loopback: no login in clear text (pop3d(8), control/pop3plaintext) ...
+    r = subprocess.run([inst.bin("pop3d")], input=("USER alice\nPASS %s\nQUIT\n" % PASSWORD).encode(),
+                       capture_output=True, timeout=10, env=env)
+    assert r.stdout.decode().splitlines()[1].startswith("-ERR [AUTH] Plaintext authentication disallowed"), r.stdout
+    assert b"event=login" not in r.stderr, r.stderr
+    # ... unless the administrator allows it
+    inst.control("pop3plaintext", "yes")
     r = subprocess.run([inst.bin("pop3d")], input=("USER alice\nPASS %s\nLIST\nQUIT\n" % PASSWORD).encode(),
                        capture_output=True, timeout=10, env=env)
     out = r.stdout.decode()

@@ -134,3 +134,82 @@ TEST_CASE("CAPA before login lists USER, QUIT closes, errors are bounded", "[pop
     for (unsigned i = 0; i < Authorization::max_errors; ++i) CHECK(b.command("X").action == Action::reply);
     CHECK(b.command("X").action == Action::close);
 }
+
+// --- STLS (RFC 2595) and AUTH PLAIN (RFC 5034)
+
+TEST_CASE("STLS: offered before TLS only; afterwards the state is fresh", "[pop3_authorization][tls]") {
+    FakeChecker c;
+    Authorization none(c, "");
+    CHECK(none.command("CAPA").text.find("STLS") == std::string::npos);
+    CHECK(none.command("STLS").text == "-ERR STLS is not available\r\n");
+
+    Authorization a(c, "", AuthOptions{true, false, false});
+    AuthStep capa = a.command("CAPA");
+    CHECK(capa.text.find("\r\nSTLS\r\n") != std::string::npos);
+    CHECK(capa.text.find("USER") == std::string::npos);   // no login in clear text here
+    CHECK(capa.text.find("SASL") == std::string::npos);
+    for (const char* login : {"USER alice", "PASS pass word", "APOP alice aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                              "AUTH PLAIN AGFsaWNlAHBhc3Mgd29yZA=="}) {
+        AuthStep s = a.command(login);
+        CHECK(s.action == Action::reply);
+        CHECK(s.text.rfind("-ERR [AUTH] Plaintext authentication disallowed", 0) == 0);
+    }
+    CHECK(c.calls.empty());
+    CHECK(a.command("STLS x").text == "-ERR STLS takes no argument\r\n");
+    AuthStep stls = a.command("STLS");
+    CHECK(stls.action == Action::starttls);
+    CHECK(stls.text == "+OK Begin TLS negotiation\r\n");
+    a.tls_started();
+    capa = a.command("CAPA");
+    CHECK(capa.text.find("STLS") == std::string::npos);
+    CHECK(capa.text.find("\r\nUSER\r\nSASL PLAIN\r\n") != std::string::npos);
+    CHECK(a.command("STLS").text == "-ERR TLS is already active\r\n");
+    CHECK(a.command("USER alice").action == Action::reply);
+    CHECK(a.command("PASS pass word").action == Action::login);
+}
+
+TEST_CASE("STLS after USER forgets the user", "[pop3_authorization][tls]") {
+    FakeChecker c;
+    Authorization a(c, "", AuthOptions{true, false, true});
+    CHECK(a.command("USER alice").text == "+OK send PASS\r\n");
+    CHECK(a.command("STLS").action == Action::starttls);
+    a.tls_started();
+    CHECK(a.command("PASS pass word").text == "-ERR send USER first\r\n");
+}
+
+TEST_CASE("AUTH PLAIN: initial response, continuation, cancel, and bad input", "[pop3_authorization]") {
+    FakeChecker c;
+    Authorization a(c, "", AuthOptions{false, true, true});
+    CHECK(a.command("AUTH").text == "+OK SASL mechanisms follow\r\nPLAIN\r\n.\r\n");
+    // "\0alice\0pass word"
+    AuthStep ok = a.command("AUTH PLAIN AGFsaWNlAHBhc3Mgd29yZA==");
+    CHECK(ok.action == Action::login);
+    CHECK(ok.method == "plain");
+    CHECK(ok.account.name == "alice");
+
+    Authorization b(c, "", AuthOptions{false, true, true});
+    CHECK(b.command("auth plain").text == "+ \r\n");
+    CHECK(b.command("AGFsaWNlAHBhc3Mgd29yZA==").action == Action::login);
+
+    Authorization d(c, "", AuthOptions{false, true, true});
+    CHECK(d.command("AUTH PLAIN").text == "+ \r\n");
+    CHECK(d.command("*").text == "-ERR AUTH cancelled\r\n");
+    CHECK(d.command("AGFsaWNlAHBhc3Mgd29yZA==").text == "-ERR unknown command\r\n");   // no longer a response
+    CHECK(d.command("AUTH CRAM-MD5").text == "-ERR unsupported SASL mechanism\r\n");
+    CHECK(d.command("AUTH PLAIN !!!!").text == "-ERR AUTH: malformed base64\r\n");
+    CHECK(d.command("AUTH PLAIN AGFsaWNlAHBhc3Mgd29yZA").text == "-ERR AUTH: malformed base64\r\n");
+    // "bob\0alice\0pw": another authorization identity
+    CHECK(d.command("AUTH PLAIN Ym9iAGFsaWNlAHB3").text ==
+          "-ERR AUTH: authorization identity differs from the user\r\n");
+    CHECK(d.command("AUTH PLAIN YWxpY2U=").text.rfind("-ERR AUTH: no NUL", 0) == 0);
+    CHECK(d.command("AUTH PLAIN =").text.rfind("-ERR AUTH: no NUL", 0) == 0);
+    CHECK(d.command("AUTH PLAIN").text == "+ \r\n");
+    CHECK(d.too_long().text == "-ERR line too long\r\n");
+    CHECK(d.command("QUIT").action == Action::close);
+    // a wrong password is a login failure (delayed, counted), like PASS
+    Authorization e(c, "", AuthOptions{false, true, true});
+    AuthStep bad = e.command("AUTH PLAIN AGFsaWNlAHdyb25n");
+    CHECK(bad.action == Action::fail);
+    CHECK(bad.text == "-ERR [AUTH] authentication failed\r\n");
+    CHECK(bad.user == "alice");
+}
