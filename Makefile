@@ -45,7 +45,7 @@ OBJ := $(BUILD)/obj
 # reached, by any path, a header its folder may not use: lib/ only lib/,
 # a stage its own folder and lib/, a unit test under tests/unit/FOLDER that
 # folder (and lib/) and tests/unit/'s helpers.
-STAGES := smtpd send queue local remote pop3d
+STAGES := smtpd send queue local remote pop3d auth
 
 LIB_SRCS := $(wildcard lib/*.cpp)
 LIB_OBJS := $(LIB_SRCS:%.cpp=$(OBJ)/%.o)
@@ -60,7 +60,7 @@ $(foreach s,$(STAGES),$(eval $(OBJ)/tests/unit/$(s)/%.o: INCLUDES := -I$(s) -Ili
 # libyubin.a: a call into another stage's module does not link.
 PROGRAMS := queue-inject queue-injectd queue-manager local-spawn local-deliver yubin-start \
             yubin-setup yubin-user yubin-newaliases sendmail mailq smtpd yubin-listen pop3d \
-            remote-spawn remote-deliver
+            remote-spawn remote-deliver yubin-checkpassword
 
 MAIN_queue-inject  := queue/queue_inject.cpp
 MAIN_queue-injectd := queue/queue_injectd.cpp
@@ -85,6 +85,8 @@ MAIN_remote-spawn  := remote/remote_spawn.cpp
 LIBS_remote-spawn  := -levent
 MAIN_remote-deliver := remote/remote_deliver.cpp
 LIBS_remote-deliver := -lldns -lssl -lcrypto
+MAIN_yubin-checkpassword := auth/checkpassword.cpp
+LIBS_yubin-checkpassword := -lcrypto
 MAIN_pop3d         := pop3d/main.cpp
 LIBS_pop3d         := -levent -lssl -lcrypto
 
@@ -154,7 +156,7 @@ $(BUILD)/tests/unit-tests: $(UNIT_OBJS) $(STAGE_LIBS) $(LIBYUBIN)
 # unpacked there so that no inetd is installed and started on the machine.
 DEB_PACKAGES := g++ make libevent-dev libldns-dev libssl-dev catch2 groff-base \
                 python3 ucspi-tcp swaks msmtp ldnsutils \
-                liblockfile1 libwrap0 fetchmail mpop getmail6
+                liblockfile1 libwrap0 fetchmail mpop getmail6 openssl testssl.sh
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \

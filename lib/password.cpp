@@ -51,6 +51,15 @@ std::vector<unsigned char> derive(std::string_view password, const std::vector<u
 
 }  // namespace
 
+std::string digest_hex(std::string_view algorithm, std::string_view data) {
+    const EVP_MD* md = EVP_get_digestbyname(std::string(algorithm).c_str());
+    if (!md) throw std::invalid_argument("unknown digest " + std::string(algorithm));
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(data.data(), data.size(), out, &len, md, nullptr);
+    return to_hex(out, len);
+}
+
 std::string hash_password(std::string_view password, int iterations) {
     std::vector<unsigned char> salt(16);
     if (RAND_bytes(salt.data(), static_cast<int>(salt.size())) != 1)

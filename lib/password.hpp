@@ -12,4 +12,7 @@ std::string hash_password(std::string_view password, int iterations = password_i
 // Constant-time comparison against a stored hash; false for a malformed one.
 bool verify_password(std::string_view password, std::string_view stored);
 
+// A digest in lower-case hex: "md5" (APOP), "sha256".
+std::string digest_hex(std::string_view algorithm, std::string_view data);
+
 }  // namespace yubin

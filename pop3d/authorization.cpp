@@ -71,9 +71,13 @@ AuthStep Authorization::checked(CheckResult r, std::string method, std::string u
         s.account = std::move(*r.account);
         return s;
     }
-    // The same reply whether the user exists or not (RFC 3206 [AUTH]).
     s.action = AuthStep::Action::fail;
     s.reason = std::move(r.reason);
+    if (r.temporary) {   // not the client's fault: not counted
+        s.text = err("[SYS/TEMP] cannot check the password now; try again later");
+        return s;
+    }
+    // The same reply whether the user exists or not (RFC 3206 [AUTH]).
     s.text = err("[AUTH] authentication failed");
     if (++failures_ >= max_failures) {
         s.close = true;

@@ -17,6 +17,7 @@ struct Account {
 struct CheckResult {
     std::optional<Account> account;   // set when the credentials are right
     std::string reason;               // for the log when they are not
+    bool temporary = false;           // they could not be checked now
 };
 
 class CredentialChecker {

@@ -1,6 +1,7 @@
 #include "front_end.hpp"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,7 +12,7 @@
 
 #include "authorization.hpp"
 #include "connection.hpp"
-#include "credentials.hpp"
+#include "checkpassword.hpp"
 #include "io.hpp"
 #include "lines.hpp"
 #include "tls.hpp"
@@ -19,6 +20,37 @@
 namespace yubin::pop3d {
 
 namespace {
+
+// The credentials go to yubin-checkpassword(8): pop3d never reads the hashes.
+class ProgramCredentials : public pop3::CredentialChecker {
+public:
+    explicit ProgramCredentials(const Instance& inst) : program_(inst.path("bin/yubin-checkpassword")), inst_(inst) {}
+    pop3::CheckResult check_password(std::string_view user, std::string_view password) override {
+        return convert(check_with_program(program_, user, password));
+    }
+    pop3::CheckResult check_apop(std::string_view user, std::string_view timestamp, std::string_view digest) override {
+        return convert(check_with_program(program_, user, digest, timestamp));
+    }
+    // Does any user have APOP on (a users/apop that is not empty)? Only the
+    // file's size is looked at, never its secrets.
+    bool apop_offered() const {
+        struct stat st;
+        return ::stat(inst_.path("users/apop").c_str(), &st) == 0 && st.st_size > 0;
+    }
+
+private:
+    static pop3::CheckResult convert(const PasswordCheck& c) {
+        pop3::CheckResult r;
+        switch (c.result) {
+        case PasswordCheck::Result::ok: r.account = pop3::Account{c.user, c.home}; break;
+        case PasswordCheck::Result::refused: r.reason = "refused by yubin-checkpassword"; break;
+        case PasswordCheck::Result::temporary: r.reason = c.error; r.temporary = true; break;
+        }
+        return r;
+    }
+    std::string program_;
+    const Instance& inst_;
+};
 
 class FrontHandler : public Handler {
 public:
@@ -160,7 +192,7 @@ int relay_to_session(TlsStream& tls, const Instance& inst, const Config& cfg, co
 }  // namespace
 
 int run_front_end(const Instance& inst, const Config& cfg, const Log& log) {
-    InstanceCredentials creds(inst);
+    ProgramCredentials creds(inst);
     TlsServer tls_server(inst);
     if (tls_server.refresh() && !tls_server.error().empty())
         log({{"event", "tls-unavailable"}, {"error", tls_server.error()}});

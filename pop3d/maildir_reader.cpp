@@ -6,12 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <set>
 
 #include "maildir.hpp"
+#include "password.hpp"
 
 #include "encode.hpp"
 
@@ -57,18 +56,6 @@ uint64_t leading_number(std::string_view name) {
     return v;
 }
 
-std::string sha256_hex(std::string_view s) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(s.data(), s.size(), md, &len, EVP_sha256(), nullptr);
-    static const char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-        out += hex[md[i] >> 4];
-        out += hex[md[i] & 15];
-    }
-    return out;
-}
 
 }  // namespace
 
@@ -90,7 +77,7 @@ std::string pop3_uidl(std::string_view base) {
     bool fits = !base.empty() && base.size() <= 70;
     for (unsigned char c : base)
         if (c < 0x21 || c > 0x7e) fits = false;
-    return fits ? std::string(base) : "x" + sha256_hex(base);
+    return fits ? std::string(base) : "x" + digest_hex("sha256", base);
 }
 
 std::vector<MaildirMessage> maildir_scan(const std::string& maildir) {

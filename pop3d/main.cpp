@@ -3,6 +3,7 @@
 // inetd as "pop3d"; after a login it runs itself again as
 // "pop3d session Maildir" for the mailbox. See pop3d(8).
 #include <signal.h>
+#include <sys/prctl.h>
 
 #include <cstring>
 #include <stdexcept>
@@ -20,6 +21,7 @@ using namespace yubin;
 
 int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);   // passwords pass through this process: no core file
     Log log("pop3d");
     std::optional<Instance> inst;
     pop3d::Config cfg;

@@ -24,7 +24,7 @@ namespace {
 
 const char* const programs[] = {"queue-inject", "queue-injectd", "queue-manager", "local-spawn", "local-deliver",
                                 "yubin-start", "yubin-setup", "yubin-user", "yubin-newaliases", "sendmail", "mailq", "smtpd", "yubin-listen",
-                                "pop3d", "remote-spawn", "remote-deliver"};
+                                "pop3d", "remote-spawn", "remote-deliver", "yubin-checkpassword"};
 
 int usage() {
     std::fputs("usage: yubin-setup --single-user DIR [--hostname NAME]\n"
@@ -140,8 +140,10 @@ void set_mode(const std::string& path, mode_t mode) {
 // message without being able to read the queue; tmp/ is setgid so that
 // every queue file gets the group yubinq, which remote-spawn (yubinr) runs
 // with to read them. Mailboxes and the alias home belong to yubinv; users/
-// belongs to root with the group yubinv, so that pop3d (yubinv) can read
-// the passwords but nobody but root can say where a mailbox is.
+// belongs to root with the group yubinv, so that local delivery (yubinv)
+// can read where a mailbox is but nobody but root can change it. The
+// passwords are checked by yubin-checkpassword alone, setgid yubinv, so
+// that smtpd (yubind) asks it and never reads users/ itself.
 void make_system(const std::string& dir) {
     Ids queue = system_user_ids(system_user::queue, dir + "/queue");
     system_user_ids(system_user::smtpd, dir);
@@ -172,6 +174,10 @@ void make_system(const std::string& dir) {
     std::string inject = dir + "/bin/queue-inject";
     if (::chown(inject.c_str(), queue.uid, queue.gid) < 0) throw SysError("chown " + inject, errno);
     set_mode(inject, 04711);  // after chown, which clears the setuid bit
+
+    std::string checker = dir + "/bin/yubin-checkpassword";
+    if (::chown(checker.c_str(), 0, mailbox.gid) < 0) throw SysError("chown " + checker, errno);
+    set_mode(checker, 02755);
 }
 
 }  // namespace

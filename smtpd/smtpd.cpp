@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -288,6 +289,7 @@ int serve_handoffs(int handoff, const Instance& inst, const Options& opt, TlsSer
 
 int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);   // passwords pass through this process: no core file
     Log log("smtpd");
     Options opt;
     for (int i = 1; i < argc; ++i) {

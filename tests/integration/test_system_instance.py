@@ -154,7 +154,7 @@ def test_setup_gives_each_part_its_owner(inst):
     for path in ("home", "home/alice", "home/alice/Maildir/new", "alias/Maildir"):
         st = os.stat(os.path.join(inst.dir, path))
         assert (st.st_uid, st.st_gid) == (v.pw_uid, v.pw_gid), path
-    # users/ says where each mailbox is: root writes it, pop3d (yubinv) reads it through the group.
+    # users/ says where each mailbox is: root writes it, local delivery (yubinv) reads it through the group.
     for path, mode in (("users", 0o750), ("users/passwd", 0o640)):
         st = os.stat(os.path.join(inst.dir, path))
         assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, v.pw_gid, mode), (path, oct(st.st_mode))
@@ -165,6 +165,45 @@ def test_setup_gives_each_part_its_owner(inst):
     assert r.returncode == 0, r.stderr
     assert os.stat(inst.bin("queue-inject")).st_mode & 0o7777 == 0o4711
     assert "alice:" in open(os.path.join(inst.dir, "users/passwd")).read()
+
+
+@system_test
+def test_only_the_password_checker_reads_the_hashes(inst):
+    """smtpd runs as yubind, which cannot read users/; it asks the setgid
+    yubin-checkpassword, which answers through its exit code (checkpassword
+    interface) and gives its group up before it runs the next program."""
+    v, d = inst.user["yubinv"], inst.user["yubind"]
+    st = os.stat(inst.bin("yubin-checkpassword"))
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, v.pw_gid, 0o2755), oct(st.st_mode)
+    r = subprocess.run(["cat", os.path.join(inst.dir, "users/passwd")], preexec_fn=as_user(d),
+                       capture_output=True, timeout=30)
+    assert r.returncode != 0 and b"Permission denied" in r.stderr
+
+    def check(password, *program, user=d, raw=None):
+        rd, wr = os.pipe()
+        os.write(wr, raw if raw is not None else b"alice\0" + password + b"\0")
+        os.close(wr)
+
+        def child():
+            if user:
+                as_user(user)()
+            os.dup2(rd, 3)
+        try:
+            return subprocess.run([inst.bin("yubin-checkpassword"), *program], pass_fds=(rd,), preexec_fn=child,
+                                  capture_output=True, timeout=60)
+        finally:
+            os.close(rd)
+    assert check(b"secret-alice").returncode == 0
+    assert check(b"wrong").returncode == 1
+    assert check(b"secret-alice\0not-a-digest").returncode == 1   # a timestamp makes it APOP
+    assert check(None, raw=b"alice\0secret-alice").returncode == 2   # no NUL at the end
+    # A checkpassword client that runs it as root (Dovecot's passdb checkpassword, qmail-popup).
+    r = check(b"secret-alice", "sh", "-c", 'id -G; echo "$USER $HOME"; pwd -P', user=None)
+    assert r.returncode == 0, r
+    groups, who, cwd = r.stdout.decode().splitlines()
+    assert str(v.pw_gid) not in groups.split(), groups   # the group is given up
+    home = os.path.realpath(os.path.join(inst.dir, "home/alice"))
+    assert who.split()[0] == "alice" and os.path.realpath(who.split()[1]) == home and cwd == home
 
 
 def test_setup_refuses_without_root_or_in_an_unsafe_place():

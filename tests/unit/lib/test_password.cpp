@@ -107,3 +107,11 @@ TEST_CASE("verify_password rejects malformed stored strings", "[password]") {
         CHECK_FALSE(verify_password("password", s));
     }
 }
+
+TEST_CASE("digest_hex: lower-case hex of a known digest", "[password]") {
+    // RFC 1321 and FIPS 180-2 test vectors
+    CHECK(digest_hex("md5", "abc") == "900150983cd24fb0d6963f7d28e17f72");
+    CHECK(digest_hex("sha256", "abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK(digest_hex("md5", "") == "d41d8cd98f00b204e9800998ecf8427e");
+    CHECK_THROWS_AS(digest_hex("no-such-digest", "x"), std::invalid_argument);
+}

@@ -27,52 +27,48 @@ struct Inst {
 
 }  // namespace
 
-TEST_CASE("apop digest: RFC 1939's example", "[pop3_credentials]") {
+TEST_CASE("apop digest: RFC 1939's example", "[credentials]") {
     CHECK(apop_digest("<1896.697170952@dbc.mtview.ca.us>", "tanstaaf") == "c4c9334bac560ecc979e58001b3e22fb");
     CHECK(apop_digest_equal("c4c9334bac560ecc979e58001b3e22fb", "C4C9334BAC560ECC979E58001B3E22FB"));
     CHECK_FALSE(apop_digest_equal("c4c9334bac560ecc979e58001b3e22fb", "c4c9334bac560ecc979e58001b3e22fa"));
     CHECK_FALSE(apop_digest_equal("c4c9334bac560ecc979e58001b3e22fb", "c4c9"));
 }
 
-TEST_CASE("password checks: right, wrong, unknown user, case of the name", "[pop3_credentials]") {
+TEST_CASE("password checks: right, wrong, unknown user, case of the name", "[credentials]") {
     Inst t;
-    InstanceCredentials c(t.inst);
-    auto ok = c.check_password("alice", "secret");
-    REQUIRE(ok.account);
-    CHECK(ok.account->name == "alice");
-    CHECK(ok.account->home == t.tmp / "home/alice");
-    CHECK(c.check_password("Alice", "secret").account);
-    auto wrong = c.check_password("alice", "Secret");
-    CHECK_FALSE(wrong.account);
+    auto ok = check_password(t.inst, "alice", "secret");
+    REQUIRE(ok.user);
+    CHECK(ok.user->name == "alice");
+    CHECK(ok.user->home == t.tmp / "home/alice");
+    CHECK(check_password(t.inst, "Alice", "secret").user);
+    auto wrong = check_password(t.inst, "alice", "Secret");
+    CHECK_FALSE(wrong.user);
     CHECK(wrong.reason == "wrong password");
-    auto unknown = c.check_password("mallory", "secret");
-    CHECK_FALSE(unknown.account);
+    auto unknown = check_password(t.inst, "mallory", "secret");
+    CHECK_FALSE(unknown.user);
     CHECK(unknown.reason == "no such user");
-    CHECK_FALSE(c.check_password("bob", "secret").account);
+    CHECK_FALSE(check_password(t.inst, "bob", "secret").user);
 }
 
-TEST_CASE("APOP: only with a stored secret that is still the password", "[pop3_credentials]") {
+TEST_CASE("APOP: only with a stored secret that is still the password", "[credentials]") {
     Inst t;
-    InstanceCredentials c(t.inst);
     const std::string ts = "<1.2.3@h>";
-    CHECK_FALSE(c.apop_offered());
-    auto off = c.check_apop("alice", ts, apop_digest(ts, "secret"));
-    CHECK_FALSE(off.account);
+    auto off = check_apop(t.inst, "alice", ts, apop_digest(ts, "secret"));
+    CHECK_FALSE(off.user);
     CHECK(off.reason == "APOP is off for this user");
 
     save_apop(t.inst, {{"alice", "secret"}});
-    CHECK(yubin::test::file_mode(t.tmp / "users/apop") == 0640);  // the group: pop3d in a system instance
-    CHECK(c.apop_offered());
-    CHECK(c.check_apop("alice", ts, apop_digest(ts, "secret")).account);
-    CHECK_FALSE(c.check_apop("alice", "<other@h>", apop_digest(ts, "secret")).account);
-    CHECK_FALSE(c.check_apop("bob", ts, apop_digest(ts, "bobpw")).account);
-    CHECK(c.check_apop("nobody", ts, apop_digest(ts, "x")).reason == "no such user");
+    CHECK(yubin::test::file_mode(t.tmp / "users/apop") == 0640);  // the group: yubin-checkpassword in a system instance
+    CHECK(check_apop(t.inst, "alice", ts, apop_digest(ts, "secret")).user);
+    CHECK_FALSE(check_apop(t.inst, "alice", "<other@h>", apop_digest(ts, "secret")).user);
+    CHECK_FALSE(check_apop(t.inst, "bob", ts, apop_digest(ts, "bobpw")).user);
+    CHECK(check_apop(t.inst, "nobody", ts, apop_digest(ts, "x")).reason == "no such user");
 
     // a password change makes the stored secret stale: APOP is refused
     auto users = load_users(t.inst);
     users[0].hash = hash_password("changed", 1000);
     save_users(t.inst, users);
-    auto stale = c.check_apop("alice", ts, apop_digest(ts, "secret"));
-    CHECK_FALSE(stale.account);
+    auto stale = check_apop(t.inst, "alice", ts, apop_digest(ts, "secret"));
+    CHECK_FALSE(stale.user);
     CHECK(stale.reason == "APOP secret is not the current password");
 }

@@ -1,13 +1,11 @@
 #include "credentials.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include <optional>
 
 #include "io.hpp"
 #include "password.hpp"
-#include "users.hpp"
 
 namespace yubin {
 
@@ -27,23 +25,15 @@ std::optional<UserEntry> find_user(const Instance& inst, std::string_view name) 
     return std::nullopt;
 }
 
-pop3::CheckResult accepted(const UserEntry& u) { return {pop3::Account{u.name, u.home}, ""}; }
-pop3::CheckResult refused(std::string reason) { return {std::nullopt, std::move(reason)}; }
+Verified accepted(const UserEntry& u) { return {u, ""}; }
+Verified refused(std::string reason) { return {std::nullopt, std::move(reason)}; }
 
 }  // namespace
 
 std::string apop_digest(std::string_view timestamp, std::string_view secret) {
     std::string input = std::string(timestamp) + std::string(secret);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(input.data(), input.size(), md, &len, EVP_md5(), nullptr);
+    std::string out = digest_hex("md5", input);
     OPENSSL_cleanse(input.data(), input.size());
-    static const char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-        out += hex[md[i] >> 4];
-        out += hex[md[i] & 15];
-    }
     return out;
 }
 
@@ -53,8 +43,8 @@ bool apop_digest_equal(std::string_view expected, std::string_view given) {
     return CRYPTO_memcmp(expected.data(), lower.data(), expected.size()) == 0;
 }
 
-pop3::CheckResult InstanceCredentials::check_password(std::string_view user, std::string_view password) {
-    auto u = find_user(inst_, user);
+Verified check_password(const Instance& inst, std::string_view user, std::string_view password) {
+    auto u = find_user(inst, user);
     if (!u) {
         verify_password(password, dummy_hash());
         return refused("no such user");
@@ -63,12 +53,11 @@ pop3::CheckResult InstanceCredentials::check_password(std::string_view user, std
     return accepted(*u);
 }
 
-pop3::CheckResult InstanceCredentials::check_apop(std::string_view user, std::string_view timestamp,
-                                                  std::string_view digest) {
-    auto u = find_user(inst_, user);
+Verified check_apop(const Instance& inst, std::string_view user, std::string_view timestamp, std::string_view digest) {
+    auto u = find_user(inst, user);
     std::optional<std::string> secret;
     if (u)
-        for (auto& e : load_apop(inst_))
+        for (auto& e : load_apop(inst))
             if (e.name == u->name) secret = e.secret;
     if (!u || !secret) {
         verify_password("", dummy_hash());
@@ -81,7 +70,5 @@ pop3::CheckResult InstanceCredentials::check_apop(std::string_view user, std::st
     if (!current) return refused("APOP secret is not the current password");
     return accepted(*u);
 }
-
-bool InstanceCredentials::apop_offered() const { return !load_apop(inst_).empty(); }
 
 }  // namespace yubin

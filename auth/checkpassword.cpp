@@ -1,0 +1,133 @@
+// yubin-checkpassword: the one program that checks a password against an
+// instance's users (yubin-checkpassword(8)), with the checkpassword
+// interface of qmail (and Dovecot's passdb checkpassword):
+//
+//   yubin-checkpassword [PROGRAM [ARG...]]
+//
+// reads "user\0password\0" and an optional "timestamp\0" (APOP: the
+// password is then the client's digest) from descriptor 3, at most 512
+// bytes. Right credentials: writes "user\0home\0" on descriptor 4 when it
+// is open (yubin's smtpd and pop3d read it), then runs PROGRAM in the
+// user's home with USER and HOME set and its own rights given back, or
+// exits 0 without one. Exit 1: wrong credentials (the same answer, after
+// the same work, for a user who does not exist); 2: misuse (nothing on
+// descriptor 3, no NUL); 111: a temporary failure (users/ unreadable).
+//
+// In a system instance it is setgid to the group of users/ (yubina), so
+// that smtpd and pop3d, which run as their own users, never read the
+// hashes themselves. It trusts nothing from its environment or arguments:
+// the instance is where the executable is, and PROGRAM runs only after
+// the group is given up.
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "credentials.hpp"
+#include "instance.hpp"
+#include "io.hpp"
+#include "log.hpp"
+
+using namespace yubin;
+
+namespace {
+
+constexpr int exit_refused = 1;
+constexpr int exit_misuse = 2;
+constexpr int exit_temporary = 111;
+
+struct Request {
+    std::string user, password, timestamp;
+};
+
+// Descriptor 3, to its end or 512 bytes (the checkpassword limit).
+std::optional<Request> read_request() {
+    char buf[513];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = ::read(3, buf + len, sizeof buf - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return std::nullopt;
+        if (n == 0) break;
+        len += static_cast<size_t>(n);
+        if (len == sizeof buf) break;
+    }
+    ::close(3);
+    std::optional<Request> out;
+    if (len <= 512) {
+        std::vector<std::string> fields;
+        size_t start = 0;
+        for (size_t i = 0; i < len; ++i)
+            if (buf[i] == '\0') {
+                fields.emplace_back(buf + start, i - start);
+                start = i + 1;
+            }
+        // user, password and an optional timestamp, each ended by a NUL
+        if ((fields.size() == 2 || fields.size() == 3) && start == len && !fields[0].empty())
+            out = Request{fields[0], fields[1], fields.size() == 3 ? fields[2] : ""};
+    }
+    OPENSSL_cleanse(buf, sizeof buf);
+    return out;
+}
+
+bool is_hex_digest(const std::string& s) {
+    if (s.size() != 32) return false;
+    for (char c : s)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+    return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // The password is in this process's memory: never in a core file.
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    Log log("yubin-checkpassword");
+    std::optional<Request> req = read_request();
+    if (!req) {
+        log({{"event", "misuse"}, {"error", "descriptor 3 holds no user and password ended by NULs"}});
+        return exit_misuse;
+    }
+    Verified v;
+    try {
+        Instance inst = Instance::of_this_program();
+        if (!req->timestamp.empty() && is_hex_digest(req->password))
+            v = check_apop(inst, req->user, req->timestamp, req->password);
+        else if (req->timestamp.empty())
+            v = check_password(inst, req->user, req->password);
+        else
+            v.reason = "a timestamp without an APOP digest";
+    } catch (const std::exception& e) {
+        OPENSSL_cleanse(req->password.data(), req->password.size());
+        log({{"event", "temporary"}, {"user", req->user}, {"error", e.what()}});
+        return exit_temporary;
+    }
+    OPENSSL_cleanse(req->password.data(), req->password.size());
+    if (!v.user) {   // why, for the administrator; the caller only learns "refused"
+        log({{"event", "refused"}, {"user", req->user}, {"reason", v.reason}});
+        return exit_refused;
+    }
+    const std::string reply = v.user->name + '\0' + v.user->home + '\0';
+    ssize_t n = ::write(4, reply.data(), reply.size());   // EBADF when the caller gave no descriptor 4
+    (void)n;
+    ::close(4);
+    if (argc < 2) return 0;
+    // Our own rights back before the caller's program runs.
+    if (::setgid(::getgid()) < 0 || ::setuid(::getuid()) < 0) return exit_temporary;
+    if (::chdir(v.user->home.c_str()) < 0) {
+        log({{"event", "temporary"}, {"user", v.user->name}, {"error", "cannot enter " + v.user->home + ": " + std::strerror(errno)}});
+        return exit_temporary;
+    }
+    ::setenv("USER", v.user->name.c_str(), 1);
+    ::setenv("HOME", v.user->home.c_str(), 1);
+    ::execvp(argv[1], argv + 1);
+    log({{"event", "temporary"}, {"error", std::string("cannot run ") + argv[1] + ": " + std::strerror(errno)}});
+    return exit_temporary;
+}

@@ -1,0 +1,115 @@
+#include "checkpassword.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "io.hpp"
+#include "spawn.hpp"
+
+namespace yubin {
+
+namespace {
+
+long now_ms() {
+    timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+PasswordCheck temporary(std::string why) {
+    PasswordCheck c;
+    c.error = std::move(why);
+    return c;
+}
+
+}  // namespace
+
+PasswordCheck check_with_program(const std::string& program, std::string_view user, std::string_view password,
+                                 std::string_view timestamp, int timeout_ms) {
+    std::string request;
+    request.reserve(user.size() + password.size() + timestamp.size() + 3);
+    request.append(user).push_back('\0');
+    request.append(password).push_back('\0');
+    if (!timestamp.empty()) request.append(timestamp).push_back('\0');
+    struct Cleanse {
+        std::string& s;
+        ~Cleanse() { OPENSSL_cleanse(s.data(), s.size()); }
+    } cleanse{request};
+    PasswordCheck out;
+    if (request.size() > 512) {   // the checkpassword limit: no password is that long
+        out.result = PasswordCheck::Result::refused;
+        return out;
+    }
+    int in[2], reply[2];
+    if (::pipe2(in, O_CLOEXEC) < 0) return temporary(std::string("pipe: ") + std::strerror(errno));
+    Fd in_r(in[0]), in_w(in[1]);
+    if (::pipe2(reply, O_CLOEXEC) < 0) return temporary(std::string("pipe: ") + std::strerror(errno));
+    Fd reply_r(reply[0]), reply_w(reply[1]);
+    try {
+        write_all(in_w.get(), request);   // at most 512 bytes: a pipe takes them without a reader
+    } catch (const SysError& e) {
+        return temporary(e.what());
+    }
+    in_w.reset();
+    Fd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (!null) return temporary(std::string("/dev/null: ") + std::strerror(errno));
+    // Never the client's connection on its fds 0 and 1.
+    const char* argv[] = {"yubin-checkpassword", nullptr};
+    Spawn s;
+    s.path = program;
+    s.argv = argv;
+    s.fds = {{null.get(), 0}, {null.get(), 1}, {in_r.get(), 3}, {reply_w.get(), 4}};
+    pid_t pid;
+    if (int err = spawn_program(s, &pid)) return temporary("cannot run " + program + ": " + std::strerror(err));
+    in_r.reset();
+    reply_w.reset();
+    std::string answer;
+    const long deadline = now_ms() + timeout_ms;
+    bool timed_out = false;
+    for (;;) {
+        pollfd p{reply_r.get(), POLLIN, 0};
+        long left = deadline - now_ms();
+        int r = left > 0 ? ::poll(&p, 1, static_cast<int>(left)) : 0;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            timed_out = true;
+            break;
+        }
+        char buf[1024];
+        ssize_t n = ::read(reply_r.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        if (answer.size() < 8192) answer.append(buf, static_cast<size_t>(n));
+    }
+    if (timed_out) ::kill(pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (timed_out) return temporary(program + " did not answer in time");
+    if (!WIFEXITED(status)) return temporary(program + " was killed by signal " + std::to_string(WTERMSIG(status)));
+    switch (WEXITSTATUS(status)) {
+    case 0: {
+        size_t a = answer.find('\0');
+        size_t b = a == std::string::npos ? a : answer.find('\0', a + 1);
+        if (b == std::string::npos) return temporary(program + " gave no user and home on descriptor 4");
+        out.result = PasswordCheck::Result::ok;
+        out.user = answer.substr(0, a);
+        out.home = answer.substr(a + 1, b - a - 1);
+        return out;
+    }
+    case 1: out.result = PasswordCheck::Result::refused; return out;
+    case 2: return temporary(program + " says it was called wrongly (exit 2)");
+    default: return temporary(program + " failed temporarily (exit " + std::to_string(WEXITSTATUS(status)) + ")");
+    }
+}
+
+}  // namespace yubin
