@@ -13,9 +13,9 @@
 // the same work, for a user who does not exist); 2: misuse (nothing on
 // descriptor 3, no NUL); 111: a temporary failure (users/ unreadable).
 //
-// In a system instance it is setgid to the group of users/ (yubina), so
-// that smtpd and pop3d, which run as their own users, never read the
-// hashes themselves. It trusts nothing from its environment or arguments:
+// In a system instance it is setgid to the group of users/ (yubinv), so
+// that smtpd (yubind), which runs as its own user, never reads the hashes
+// itself; it then answers only yubind, yubinv and root. It trusts nothing from its environment or arguments:
 // the instance is where the executable is, and PROGRAM runs only after
 // the group is given up.
 #include <sys/prctl.h>
@@ -34,6 +34,7 @@
 #include "instance.hpp"
 #include "io.hpp"
 #include "log.hpp"
+#include "privileges.hpp"
 
 using namespace yubin;
 
@@ -77,6 +78,18 @@ std::optional<Request> read_request() {
     return out;
 }
 
+// Setgid (a system instance), it answers only the programs whose job is to
+// ask: smtpd (yubind), pop3d (yubinv) and root's (Dovecot, qmail-popup).
+// Anyone else would have an oracle for guessing passwords.
+bool caller_may_ask() {
+    if (::getegid() == ::getgid()) return true;   // not setgid: the caller's own rights decide
+    const uid_t uid = ::getuid();
+    if (uid == 0) return true;
+    for (const char* name : {system_user::smtpd, system_user::mailbox})
+        if (auto ids = lookup_user(name); ids && ids->uid == uid) return true;
+    return false;
+}
+
 bool is_hex_digest(const std::string& s) {
     if (s.size() != 32) return false;
     for (char c : s)
@@ -90,6 +103,10 @@ int main(int argc, char** argv) {
     // The password is in this process's memory: never in a core file.
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     Log log("yubin-checkpassword");
+    if (!caller_may_ask()) {
+        log({{"event", "misuse"}, {"uid", std::to_string(::getuid())}, {"error", "this user may not check passwords"}});
+        return exit_misuse;
+    }
     std::optional<Request> req = read_request();
     if (!req) {
         log({{"event", "misuse"}, {"error", "descriptor 3 holds no user and password ended by NULs"}});

@@ -1,5 +1,9 @@
 #include "sasl.hpp"
 
+#include <openssl/crypto.h>
+
+#include <stdexcept>
+
 namespace yubin {
 
 namespace {
@@ -88,5 +92,21 @@ std::optional<PlainCredentials> parse_plain(std::string_view m, std::string* why
 }
 
 bool valid_login_field(std::string_view s) { return s.find_first_of(std::string_view("\0\r\n", 3)) == std::string_view::npos; }
+
+bool is_loopback(std::string_view remote) {
+    return remote == "local" || remote == "::1" || remote.rfind("127.", 0) == 0 || remote.rfind("::ffff:127.", 0) == 0;
+}
+
+bool plaintext_allowed(std::string_view setting, std::string_view remote) {
+    if (setting == "yes") return true;
+    if (setting == "no") return false;
+    if (setting == "loopback") return is_loopback(remote);
+    throw std::invalid_argument("expected yes, no or loopback, not " + std::string(setting));
+}
+
+void wipe(std::string& secret) {
+    OPENSSL_cleanse(secret.data(), secret.size());
+    secret.clear();
+}
 
 }  // namespace yubin

@@ -27,4 +27,14 @@ std::optional<PlainCredentials> parse_plain(std::string_view message, std::strin
 // A user name or password from LOGIN, decoded: no NUL, CR or LF.
 bool valid_login_field(std::string_view s);
 
+// Whether a client at remote ("local" for a local session, else its IP
+// address) may send a password without TLS, by a control file's setting:
+// "yes", "no" or "loopback" (127.0.0.0/8, ::1 and local sessions only).
+// Throws std::invalid_argument for any other setting.
+bool plaintext_allowed(std::string_view setting, std::string_view remote);
+bool is_loopback(std::string_view remote);
+
+// Overwrites a secret before its memory is given back (OPENSSL_cleanse), and empties it.
+void wipe(std::string& secret);
+
 }  // namespace yubin

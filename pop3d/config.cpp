@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "sasl.hpp"
+
 namespace yubin::pop3d {
 
 namespace {
@@ -26,10 +28,6 @@ std::string remote_address() {
 
 }  // namespace
 
-bool is_loopback(const std::string& remote) {
-    return remote == "local" || remote == "::1" || remote.rfind("127.", 0) == 0 || remote.rfind("::ffff:127.", 0) == 0;
-}
-
 Config load_config(const Instance& inst) {
     Config c;
     c.me = inst.control_string("me", "localhost");
@@ -38,11 +36,11 @@ Config load_config(const Instance& inst) {
     c.remote = remote_address();
     // Passwords in clear text only where they cannot be overheard, unless
     // the administrator says otherwise (Dovecot's disable_plaintext_auth).
-    const std::string plain = lowercase(inst.control_string("pop3plaintext", "loopback"));
-    if (plain == "yes") c.plaintext_ok = true;
-    else if (plain == "no") c.plaintext_ok = false;
-    else if (plain == "loopback") c.plaintext_ok = is_loopback(c.remote);
-    else throw std::runtime_error("control/pop3plaintext: expected yes, no or loopback, not " + plain);
+    try {
+        c.plaintext_ok = plaintext_allowed(lowercase(inst.control_string("pop3plaintext", "loopback")), c.remote);
+    } catch (const std::invalid_argument& e) {
+        throw std::runtime_error(std::string("control/pop3plaintext: ") + e.what());
+    }
     return c;
 }
 

@@ -22,9 +22,6 @@ struct Config {
     bool plaintext_ok = true;   // logins without TLS: control/pop3plaintext and the client's address
 };
 
-// Is this address the machine itself (127.0.0.0/8, ::1, a pipe)?
-bool is_loopback(const std::string& remote);
-
 // Throws std::runtime_error for a malformed control file.
 Config load_config(const Instance& inst);
 

@@ -6,6 +6,7 @@
 #include "datetime.hpp"
 #include "exitcodes.hpp"
 #include "instance.hpp"
+#include "sasl.hpp"
 
 namespace yubin {
 
@@ -67,7 +68,8 @@ std::vector<std::pair<std::string, std::string>> parse_params(std::string_view s
 
 }  // namespace
 
-SmtpSession::SmtpSession(SmtpConfig cfg, MessageSink& sink) : cfg_(std::move(cfg)), sink_(sink) {}
+SmtpSession::SmtpSession(SmtpConfig cfg, MessageSink& sink, Authenticator* auth)
+    : cfg_(std::move(cfg)), sink_(sink), auth_(auth) {}
 
 std::string SmtpSession::greeting() const { return reply("220 " + cfg_.me + " ESMTP yubin"); }
 
@@ -100,7 +102,7 @@ std::string SmtpSession::feed(std::string_view bytes) {
             continue;
         }
         size_t end = in_.find(crlf, pos);
-        const size_t limit = mode_ == Mode::command ? max_command_line : max_text_line;
+        const size_t limit = mode_ == Mode::data ? max_text_line : max_command_line;
         if (end == std::string::npos) {
             // No complete line. Past the limit, what we have is part of an
             // overlong line: drop it (keeping a final CR that may start CRLF).
@@ -121,7 +123,17 @@ std::string SmtpSession::feed(std::string_view bytes) {
         }
         std::string_view line(in_.data() + pos, end - pos);
         pos = end + 2;
-        if (mode_ == Mode::command) {
+        if (mode_ == Mode::auth) {
+            // RFC 4954 section 4: a response that cannot be read ends the exchange with 501.
+            if (discarding_ || line.size() + 2 > max_command_line) {
+                discarding_ = false;
+                out += auth_abort("501 5.5.2 Line too long");
+            } else if (line.find_first_of("\r\n") != std::string_view::npos) {
+                out += auth_abort("501 5.5.2 Bare CR or LF in a response");
+            } else {
+                out += auth_response(line);
+            }
+        } else if (mode_ == Mode::command) {
             if (discarding_) {
                 discarding_ = false;
                 out += error(reply("500 5.5.2 Line too long"));
@@ -191,7 +203,8 @@ std::string SmtpSession::command(std::string_view line) {
     if (verb == "vrfy") return reply("252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery");
     if (verb == "expn") return error(reply("502 5.7.0 EXPN is refused"));
     if (verb == "starttls") return cmd_starttls(arg);
-    if (verb == "auth" || verb == "turn" || verb == "etrn" || verb == "send" ||
+    if (verb == "auth") return cmd_auth(arg);
+    if (verb == "turn" || verb == "etrn" || verb == "send" ||
         verb == "saml" || verb == "soml")
         return error(reply("502 5.5.1 " + lowercase(verb) + " is not implemented"));
     return error(reply("500 5.5.2 Unknown command"));
@@ -213,6 +226,7 @@ std::string SmtpSession::cmd_helo(std::string_view arg, bool extended) {
     r += "250-ENHANCEDSTATUSCODES\r\n";
     r += "250-SMTPUTF8\r\n";
     if (cfg_.tls_offered && !tls_active()) r += "250-STARTTLS\r\n";
+    if (offers_auth() && auth_user_.empty()) r += "250-AUTH PLAIN LOGIN\r\n";
     r += "250 CHUNKING\r\n";
     return r;
 }
@@ -224,6 +238,83 @@ std::string SmtpSession::cmd_starttls(std::string_view arg) {
     if (have_mail_) return error(reply("503 5.5.1 STARTTLS inside a mail transaction"));
     start_tls_ = true;
     return reply("220 2.0.0 Ready to start TLS");
+}
+
+// AUTH mechanism [initial-response] (RFC 4954 section 4).
+std::string SmtpSession::cmd_auth(std::string_view arg) {
+    if (!cfg_.auth_offered || !auth_) return error(reply("502 5.5.1 AUTH is not available"));
+    if (hello_ != Hello::ehlo) return error(reply("503 5.5.1 Send EHLO first"));
+    if (!auth_user_.empty()) return error(reply("503 5.5.1 Already authenticated"));
+    if (have_mail_) return error(reply("503 5.5.1 AUTH not permitted during a mail transaction"));
+    if (!tls_active() && !cfg_.auth_plaintext_ok)
+        return error(reply("538 5.7.11 Encryption required for requested authentication mechanism"));
+    size_t sp = arg.find(' ');
+    std::string mech(arg.substr(0, sp));
+    for (char& ch : mech) ch = static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);   // upper case
+    std::string_view initial = sp == std::string_view::npos ? std::string_view() : arg.substr(sp + 1);
+    if (mech.empty()) return error(reply("501 5.5.4 Syntax: AUTH mechanism [initial-response]"));
+    if (mech != "PLAIN" && mech != "LOGIN") return error(reply("504 5.5.4 Unrecognized authentication type"));
+    if (initial.find(' ') != std::string_view::npos) return error(reply("501 5.5.4 Syntax: AUTH mechanism [initial-response]"));
+    auth_mech_ = mech;
+    login_user_.clear();
+    mode_ = Mode::auth;
+    if (initial.empty()) return reply(mech == "PLAIN" ? "334 " : "334 VXNlcm5hbWU6");   // "Username:"
+    return auth_response(initial == "=" ? std::string_view() : initial);   // "=": an empty initial response
+}
+
+std::string SmtpSession::auth_abort(std::string r) {
+    mode_ = Mode::command;
+    auth_mech_.clear();
+    wipe(login_user_);
+    return error(reply(r));
+}
+
+std::string SmtpSession::auth_response(std::string_view line) {
+    if (line == "*") return auth_abort("501 5.0.0 Authentication cancelled");
+    std::optional<std::string> decoded = base64_decode(line);
+    if (!decoded) return auth_abort("501 5.5.2 Cannot decode response");
+    struct Wipe {
+        std::string& s;
+        ~Wipe() { wipe(s); }
+    } wiped{*decoded};
+    if (auth_mech_ == "PLAIN") {
+        std::string why;
+        std::optional<PlainCredentials> c = parse_plain(*decoded, &why);
+        if (!c) return auth_abort("501 5.5.2 Invalid PLAIN response: " + why);
+        return auth_finish(std::move(c->user), std::move(c->password));
+    }
+    // LOGIN: the user name, then the password
+    if (!valid_login_field(*decoded) || decoded->empty()) return auth_abort("501 5.5.2 Invalid LOGIN response");
+    if (login_user_.empty()) {
+        login_user_ = *decoded;
+        return reply("334 UGFzc3dvcmQ6");   // "Password:"
+    }
+    return auth_finish(std::exchange(login_user_, std::string()), *decoded);
+}
+
+std::string SmtpSession::auth_finish(std::string user, std::string password) {
+    mode_ = Mode::command;
+    const std::string mech = std::exchange(auth_mech_, std::string());
+    AuthCheck c = auth_->check(mech, user, password);
+    wipe(password);
+    switch (c.result) {
+    case AuthCheck::Result::ok:
+        auth_user_ = c.user.empty() ? user : c.user;
+        return reply("235 2.7.0 Authentication successful");
+    case AuthCheck::Result::temporary:
+        return reply("454 4.7.0 Temporary authentication failure; try again later");
+    case AuthCheck::Result::refused: break;
+    }
+    // The same reply for an unknown user and a wrong password; slower each time.
+    ++auth_failures_;
+    delay_ms_ = (auth_failures_ - 1) * cfg_.auth_fail_delay_ms;
+    std::string r = reply("535 5.7.8 Authentication credentials invalid");
+    if (auth_failures_ >= cfg_.max_auth_failures) {
+        reset_transaction();
+        mode_ = Mode::closed;
+        return r + reply("421 4.7.0 " + cfg_.me + " Too many failed authentications; closing connection");
+    }
+    return error(r);
 }
 
 void SmtpSession::tls_started(std::string comment) {
@@ -239,6 +330,7 @@ void SmtpSession::tls_started(std::string comment) {
 std::string SmtpSession::cmd_mail(std::string_view arg) {
     if (hello_ == Hello::none) return error(reply("503 5.5.1 Send HELO or EHLO first"));
     if (have_mail_) return error(reply("503 5.5.1 Nested MAIL command"));
+    if (cfg_.submission && auth_user_.empty()) return error(reply("530 5.7.0 Authentication required"));
     if (!iequals_prefix(arg, "FROM:")) return error(reply("501 5.5.4 Syntax: MAIL FROM:<address>"));
     std::string_view rest = skip_spaces(arg.substr(5));
     PathResult p = parse_smtp_path(rest, true, true);
@@ -261,11 +353,16 @@ std::string SmtpSession::cmd_mail(std::string_view arg) {
             if (v != "7bit" && v != "8bitmime") return error(reply("555 5.5.4 Unsupported BODY type"));
         } else if (key == "smtputf8" && value.empty()) {
             utf8 = true;
+        } else if (key == "auth" && !value.empty() && offers_auth()) {
+            // RFC 4954 section 5: accepted where AUTH is advertised; the identity is not passed on
         } else {
             return error(reply("555 5.5.4 Unsupported MAIL parameter " + clean(key, 40)));
         }
     }
     if (!utf8 && has_non_ascii(p.address)) return error(reply("553 5.6.7 Non-ASCII address needs SMTPUTF8"));
+    if (!auth_user_.empty() && cfg_.sender_logins && !cfg_.sender_logins->may_use(auth_user_, p.address))
+        return error(reply("553 5.7.1 Sender address <" + clean(p.address, 300) + "> is not owned by user " +
+                           clean(auth_user_, 100)));
     have_mail_ = true;
     smtputf8_ = utf8;
     env_.sender = p.address;
@@ -308,7 +405,8 @@ std::string SmtpSession::cmd_rcpt(std::string_view arg) {
     if (env_.recipients.size() >= cfg_.max_rcpts) return reply("452 4.5.3 Too many recipients");
     AddressParts parts = split_address(p.address);
     // A bare <postmaster> is always ours (RFC 5321 4.5.1).
-    if (!parts.domain.empty() && !cfg_.relay_allowed && !accepts_domain(parts.domain))
+    const bool may_relay = cfg_.relay_allowed || !auth_user_.empty();
+    if (!parts.domain.empty() && !may_relay && !accepts_domain(parts.domain))
         return error(reply("553 5.7.1 Relaying denied: " + normalize_domain(parts.domain) + " is not a local domain"));
     env_.recipients.push_back(p.address + (cfg_.relay_allowed ? cfg_.relay_suffix : ""));
     return reply("250 2.1.5 Recipient ok");
@@ -323,6 +421,7 @@ std::string SmtpSession::begin_message() {
     if (int code = sink_.begin(env_, queue_id_)) return queue_failure(code);
     in_sink_ = true;
     in_header_ = true;
+    saw_date_ = saw_message_id_ = false;
     bad_line_end_ = too_long_ = too_big_ = false;
     hops_ = 0;
     size_ = 0;
@@ -330,6 +429,7 @@ std::string SmtpSession::begin_message() {
     std::string proto = hello_ == Hello::ehlo ? "ESMTP" : "SMTP";
     if (smtputf8_) proto = "UTF8SMTP";
     if (tls_active()) proto += "S";
+    if (!auth_user_.empty()) proto += "A";
     std::string from = cfg_.remote_ip.empty()
                            ? helo_name_ + " (uid " + cfg_.local_uid + ")"
                            : helo_name_ + " (" + (cfg_.remote_host.empty() ? "unknown" : clean(cfg_.remote_host)) +
@@ -432,8 +532,16 @@ void SmtpSession::message_line(std::string_view line) {
     size_ += line.size() + 2;
     if (cfg_.databytes && size_ > cfg_.databytes) too_big_ = true;
     if (in_header_) {
-        if (line.empty()) in_header_ = false;
-        else if (iequals_prefix(line, "Received:") || iequals_prefix(line, "Delivered-To:")) ++hops_;
+        if (line.empty()) {
+            in_header_ = false;
+            add_submission_fields();
+        } else if (iequals_prefix(line, "Received:") || iequals_prefix(line, "Delivered-To:")) {
+            ++hops_;
+        } else if (iequals_prefix(line, "Date:")) {
+            saw_date_ = true;
+        } else if (iequals_prefix(line, "Message-ID:")) {
+            saw_message_id_ = true;
+        }
     }
     if (too_big_ || bad_line_end_ || too_long_) return;  // refused at the end; stop storing
     std::string l(line);
@@ -441,8 +549,18 @@ void SmtpSession::message_line(std::string_view line) {
     sink_.write(l);
 }
 
+// RFC 6409 section 8: a submission server may add what the client left out.
+void SmtpSession::add_submission_fields() {
+    if (!cfg_.submission || too_big_ || bad_line_end_ || too_long_) return;
+    const time_t now = ::time(nullptr);
+    if (!saw_date_) sink_.write("Date: " + rfc5322_date(now) + "\n");
+    if (!saw_message_id_) sink_.write("Message-ID: <" + std::to_string(now) + "." + queue_id_ + "@" + cfg_.me + ">\n");
+    saw_date_ = saw_message_id_ = true;
+}
+
 std::string SmtpSession::end_message() {
     mode_ = Mode::command;
+    if (in_header_) add_submission_fields();   // a message that is all header
     std::string r;
     if (bad_line_end_) r = "554 5.6.0 Message contains a bare CR or LF; lines must end with CRLF";
     else if (too_long_) r = "554 5.6.0 Message has a line longer than 1000 octets (RFC 5321 4.5.3.1.6)";

@@ -1,4 +1,5 @@
-// smtpd: SMTP on stdin/stdout for one connection; every accepted message
+// smtpd [-s] [-T]: SMTP on stdin/stdout for one connection (-s: the
+// submission service, RFC 6409; -T: TLS from the first byte, RFC 8314); every accepted message
 // goes to queue-injectd (or, when it is not running, queue-inject). Launched by tcpserver, inetd, yubin-listen or
 // sendmail -bs; under yubin-listen -m it serves one connection after another,
 // each handed over by yubin-listen. See smtpd(8).
@@ -16,6 +17,7 @@
 #include <memory>
 #include <optional>
 
+#include "checkpassword.hpp"
 #include "event.hpp"
 #include "exitcodes.hpp"
 #include "handoff.hpp"
@@ -23,6 +25,7 @@
 #include "instance.hpp"
 #include "io.hpp"
 #include "log.hpp"
+#include "sasl.hpp"
 #include "session.hpp"
 #include "tls.hpp"
 
@@ -55,6 +58,39 @@ public:
 private:
     const Instance& inst_;
     std::unique_ptr<QueueInjection> q_;
+};
+
+// AUTH's passwords go to yubin-checkpassword(8): smtpd never reads users/.
+// The log names the user and the mechanism, never the password.
+class ProgramAuthenticator : public Authenticator {
+public:
+    ProgramAuthenticator(const Instance& inst, const Log& log, const std::string& remote)
+        : program_(inst.path("bin/yubin-checkpassword")), log_(log), remote_(remote) {}
+    AuthCheck check(std::string_view mechanism, std::string_view user, std::string_view password) override {
+        PasswordCheck c = check_with_program(program_, user, password);
+        AuthCheck out;
+        switch (c.result) {
+        case PasswordCheck::Result::ok:
+            out.result = AuthCheck::Result::ok;
+            out.user = c.user;
+            log_({{"event", "auth"}, {"user", c.user}, {"mechanism", mechanism}, {"remote", remote_}});
+            break;
+        case PasswordCheck::Result::refused:
+            out.result = AuthCheck::Result::refused;
+            log_({{"event", "auth-failed"}, {"user", user}, {"mechanism", mechanism}, {"remote", remote_}});
+            break;
+        case PasswordCheck::Result::temporary:
+            log_({{"event", "auth-temporary"}, {"user", user}, {"mechanism", mechanism}, {"remote", remote_},
+                  {"error", c.error}});
+            break;
+        }
+        return out;
+    }
+
+private:
+    std::string program_;
+    const Log& log_;
+    const std::string& remote_;
 };
 
 // The variables of one connection: the process environment (tcpserver,
@@ -90,6 +126,15 @@ SmtpConfig load_config(const Instance& inst, const Vars& var) {
     cfg.remote_host = host ? host : "";
     if (cfg.remote_ip.empty()) remote_from_socket(cfg);
     if (cfg.remote_ip.empty()) cfg.local_uid = std::to_string(::getuid());
+    cfg.auth_offered = ::access(inst.path("bin/yubin-checkpassword").c_str(), X_OK) == 0;
+    try {
+        cfg.auth_plaintext_ok = plaintext_allowed(lowercase(inst.control_string("smtpplaintext", "no")),
+                                                  cfg.remote_ip.empty() ? "local" : cfg.remote_ip);
+    } catch (const std::invalid_argument& e) {
+        throw std::runtime_error(std::string("control/smtpplaintext: ") + e.what());
+    }
+    cfg.auth_fail_delay_ms = static_cast<unsigned>(inst.control_long("smtpfaildelay", 1000, 0, 60000));
+    if (auto text = read_file(inst.control_path("senderlogins"), 1 << 24)) cfg.sender_logins = SenderLogins::parse(*text);
     return cfg;
 }
 
@@ -150,11 +195,17 @@ struct Input {
     std::string remote;
 };
 
-// What the client sent goes to the session; its replies go back. false:
-// the session is over.
+// What the client sent goes to the session; its replies go back (after
+// the delay a failed AUTH earns). false: the session is over.
 bool handle(Input& in, std::string_view bytes) {
     Connection& c = *in.c;
-    send(c, c.session->feed(bytes));
+    std::string out = c.session->feed(bytes);
+    if (unsigned delay = c.session->take_delay_ms()) {
+        timespec ts{static_cast<time_t>(delay / 1000), static_cast<long>(delay % 1000) * 1000000L};
+        while (::nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        }
+    }
+    send(c, out);
     if (c.gone) return false;
     if (c.session->wants_tls() && !start_tls(c, *in.tls_server, *in.log, in.remote)) return false;
     return !c.session->closed();
@@ -208,6 +259,7 @@ EventBasePtr poll_event_base() {
 
 struct Options {
     bool implicit_tls = false;   // -T: TLS from the first byte (port 465, RFC 8314)
+    bool submission = false;     // -s: the submission service (port 587, RFC 6409)
 };
 
 // One SMTP session on fds 0 and 1. false: the configuration could not be
@@ -220,6 +272,7 @@ bool serve(const Instance& inst, event_base* base, const Vars& var, const Option
         timeout = inst.control_long("timeoutsmtpd", 1200, 1, 86400);
         if (tls.refresh() && !tls.error().empty()) log({{"event", "tls-unavailable"}, {"error", tls.error()}});
         cfg.tls_offered = tls.available() && !opt.implicit_tls;
+        cfg.submission = opt.submission;
     } catch (const std::exception& e) {
         log({{"event", "fatal"}, {"error", e.what()}});
         const char msg[] = "421 4.3.5 Mail system configuration error; try again later\r\n";
@@ -227,10 +280,11 @@ bool serve(const Instance& inst, event_base* base, const Vars& var, const Option
         (void)n;
         return false;
     }
-    QueueSink sink(inst);
-    SmtpSession session(cfg, sink);
-    Connection c{&session, base, seconds(static_cast<double>(timeout)), static_cast<int>(timeout), nullptr};
     const std::string remote = cfg.remote_ip.empty() ? "local" : cfg.remote_ip;
+    QueueSink sink(inst);
+    ProgramAuthenticator auth(inst, log, remote);
+    SmtpSession session(cfg, sink, &auth);
+    Connection c{&session, base, seconds(static_cast<double>(timeout)), static_cast<int>(timeout), nullptr};
     Input in{&c, &tls, &log, remote};
     if (opt.implicit_tls) {
         if (!tls.available()) {
@@ -295,8 +349,10 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         if (std::string_view(argv[i]) == "-T") {
             opt.implicit_tls = true;
+        } else if (std::string_view(argv[i]) == "-s") {
+            opt.submission = true;
         } else {
-            log({{"event", "fatal"}, {"error", std::string("usage: smtpd [-T]; unknown argument ") + argv[i]}});
+            log({{"event", "fatal"}, {"error", std::string("usage: smtpd [-s] [-T]; unknown argument ") + argv[i]}});
             const char msg[] = "421 4.3.5 Mail system configuration error; try again later\r\n";
             ssize_t n = ::write(1, msg, sizeof msg - 1);
             (void)n;

@@ -229,6 +229,53 @@ def run(module_globals):
 
 # --- shared helpers for the test files (added after the functions above)
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Listener:
+    """yubin-listen [listen_opts] on 127.0.0.1:<free port> running one of
+    the instance's programs (smtpd, pop3d) with args; its stderr (and so
+    every session's log lines) goes to DIR/PROGRAM-PORT.log."""
+
+    def __init__(self, inst, program, *args, listen_opts=()):
+        self.inst = inst
+        self.program = program
+        self.port = free_port()
+        self.logpath = os.path.join(inst.dir, "%s-%d.log" % (program, self.port))
+        self.log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen([inst.bin("yubin-listen"), *listen_opts, "127.0.0.1", str(self.port),
+                                      inst.bin(program), *args],
+                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+                                     start_new_session=True)
+        wait_listening("127.0.0.1", self.port)
+
+    def read_log(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, 9)     # the listener and any session it left
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        for pid in self.inst.pids(self.program):
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        self.log.close()
+
+
 def with_instance(**kw):
     """Decorator: runs the test with a fresh Instance(**kw), prints the tail of
     the yubin-start log when it fails, and always cleans the instance up."""

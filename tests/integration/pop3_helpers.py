@@ -14,48 +14,15 @@ from harness import Instance, wait_for, HOST
 PASSWORD = "secret-alice"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = harness.free_port
 
 
-class Pop3Listener:
+class Pop3Listener(harness.Listener):
     """yubin-listen on 127.0.0.1:<free port> running the instance's pop3d;
     its stderr (and so every pop3d's log lines) goes to a file."""
 
-    def __init__(self, inst):
-        self.inst = inst
-        self.port = free_port()
-        self.logpath = os.path.join(inst.dir, "pop3d.log")
-        self.log = open(self.logpath, "ab")
-        self.proc = subprocess.Popen([inst.bin("yubin-listen"), "127.0.0.1", str(self.port), inst.bin("pop3d")],
-                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
-                                     start_new_session=True)
-        harness.wait_listening("127.0.0.1", self.port)
-
-    def read_log(self):
-        with open(self.logpath, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, 9)     # the listener and any pop3d it left
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
-        for pid in self.inst.pids("pop3d"):
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-        self.log.close()
+    def __init__(self, inst, *args, listen_opts=()):
+        super().__init__(inst, "pop3d", *args, listen_opts=listen_opts)
 
 
 def with_pop3(controls=None, users=("alice",)):

@@ -197,6 +197,9 @@ def test_only_the_password_checker_reads_the_hashes(inst):
     assert check(b"wrong").returncode == 1
     assert check(b"secret-alice\0not-a-digest").returncode == 1   # a timestamp makes it APOP
     assert check(None, raw=b"alice\0secret-alice").returncode == 2   # no NUL at the end
+    # Any other user would have an oracle for guessing passwords.
+    r = check(b"secret-alice", user=NOBODY)
+    assert r.returncode == 2 and b"may not check passwords" in r.stderr, r
     # A checkpassword client that runs it as root (Dovecot's passdb checkpassword, qmail-popup).
     r = check(b"secret-alice", "sh", "-c", 'id -G; echo "$USER $HOME"; pwd -P', user=None)
     assert r.returncode == 0, r

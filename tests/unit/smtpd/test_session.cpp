@@ -3,6 +3,8 @@
 #include "session.hpp"
 
 #include "exitcodes.hpp"
+#include "instance.hpp"
+#include "sasl.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -1459,4 +1461,274 @@ TEST_CASE("smtp: under TLS the Received line says ESMTPS and names the cipher", 
     CHECK(received.find("\n\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\n\tby mx.local.example") !=
           std::string::npos);
     CHECK(received.find(" with ESMTPS id ") != std::string::npos);
+}
+
+// --- AUTH (RFC 4954) and submission (RFC 6409)
+
+namespace {
+
+// Knows one user, alice with the password "secret" (login name "alice"
+// whatever the case); records every check.
+class FakeAuth : public Authenticator {
+public:
+    bool temporary = false;
+    std::vector<std::string> checks;   // "MECH user password"
+    AuthCheck check(std::string_view mech, std::string_view user, std::string_view password) override {
+        checks.push_back(std::string(mech) + " " + std::string(user) + " " + std::string(password));
+        AuthCheck c;
+        if (temporary) return c;
+        c.result = lowercase(user) == "alice" && password == "secret" ? AuthCheck::Result::ok : AuthCheck::Result::refused;
+        if (c.result == AuthCheck::Result::ok) c.user = "alice";
+        return c;
+    }
+};
+
+SmtpConfig auth_config() {
+    SmtpConfig c = test_config();
+    c.tls_offered = true;
+    c.auth_offered = true;
+    return c;
+}
+
+struct AuthSmtp {
+    FakeSink sink;
+    FakeAuth auth;
+    SmtpSession session;
+    explicit AuthSmtp(SmtpConfig cfg = auth_config(), bool tls = true) : session(std::move(cfg), sink, &auth) {
+        if (tls) {
+            session.feed(ehlo);
+            REQUIRE(session.feed("STARTTLS\r\n").rfind("220 ", 0) == 0);
+            session.tls_started("(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))");
+        }
+    }
+    std::string feed(std::string_view bytes) { return session.feed(bytes); }
+    std::string cmd(std::string_view line) { return session.feed(std::string(line) + "\r\n"); }
+};
+
+const std::string plain_ok = "AGFsaWNlAHNlY3JldA==";   // "\0alice\0secret"
+std::string b64(std::string_view s) { return base64_encode(s); }
+
+void transaction(AuthSmtp& s) {
+    REQUIRE(one(s.feed(mail)) == "250 2.1.0");
+    REQUIRE(one(s.feed(rcpt)) == "250 2.1.5");
+}
+
+}  // namespace
+
+TEST_CASE("smtp auth: offered and accepted only under TLS, 538 before", "[smtp][auth]") {
+    AuthSmtp clear(auth_config(), false);
+    std::string list = clear.feed(ehlo);
+    CHECK(list.find("250-STARTTLS\r\n") != std::string::npos);
+    CHECK(list.find("AUTH") == std::string::npos);
+    CHECK(one(clear.cmd("AUTH PLAIN " + b64(std::string("\0alice\0secret", 13)))) == "538 5.7.11");
+    CHECK(clear.auth.checks.empty());
+
+    AuthSmtp s;
+    list = s.feed(ehlo);
+    CHECK(list.find("250-AUTH PLAIN LOGIN\r\n") != std::string::npos);
+    CHECK(list.find("STARTTLS") == std::string::npos);
+
+    // a control file may allow it for loopback clients: smtpd sets auth_plaintext_ok
+    SmtpConfig loop = auth_config();
+    loop.auth_plaintext_ok = true;
+    AuthSmtp lo(loop, false);
+    CHECK(lo.feed(ehlo).find("250-AUTH PLAIN LOGIN\r\n") != std::string::npos);
+    CHECK(one(lo.cmd("AUTH PLAIN " + b64(std::string("\0alice\0secret", 13)))) == "235 2.7.0");
+
+    // no checker: neither offered nor accepted
+    SmtpConfig none = auth_config();
+    none.auth_offered = false;
+    AuthSmtp n(none);
+    CHECK(n.feed(ehlo).find("AUTH") == std::string::npos);
+    CHECK(one(n.cmd("AUTH PLAIN")) == "502 5.5.1");
+}
+
+TEST_CASE("smtp auth: PLAIN with an initial response, after 334, and LOGIN", "[smtp][auth]") {
+    {
+        AuthSmtp s;
+        s.feed(ehlo);
+        CHECK(one(s.cmd("AUTH PLAIN " + b64(std::string("\0alice\0secret", 13)))) == "235 2.7.0");
+        CHECK(s.session.auth_user() == "alice");
+        CHECK(s.auth.checks == std::vector<std::string>{"PLAIN alice secret"});
+        CHECK(s.feed(ehlo).find("AUTH") == std::string::npos);   // not again
+        CHECK(one(s.cmd("AUTH PLAIN")) == "503 5.5.1");
+    }
+    {
+        AuthSmtp s;
+        s.feed(ehlo);
+        CHECK(s.cmd("auth plain") == "334 \r\n");
+        CHECK(one(s.cmd(b64(std::string("alice\0alice\0secret", 18)))) == "235 2.7.0");   // authzid = authcid
+    }
+    {
+        AuthSmtp s;
+        s.feed(ehlo);
+        CHECK(s.cmd("AUTH LOGIN") == "334 VXNlcm5hbWU6\r\n");
+        CHECK(s.cmd(b64("ALICE")) == "334 UGFzc3dvcmQ6\r\n");
+        CHECK(one(s.cmd(b64("secret"))) == "235 2.7.0");
+        CHECK(s.session.auth_user() == "alice");   // the checker's name for the user
+        CHECK(s.auth.checks == std::vector<std::string>{"LOGIN ALICE secret"});
+    }
+    {
+        AuthSmtp s;   // LOGIN with the user name as initial response
+        s.feed(ehlo);
+        CHECK(s.cmd("AUTH LOGIN " + b64("alice")) == "334 UGFzc3dvcmQ6\r\n");
+        CHECK(one(s.cmd(b64("secret"))) == "235 2.7.0");
+    }
+    {
+        AuthSmtp s;   // "=": an empty initial response, which PLAIN cannot use
+        s.feed(ehlo);
+        CHECK(one(s.cmd("AUTH PLAIN =")) == "501 5.5.2");
+        CHECK(s.auth.checks.empty());
+    }
+}
+
+TEST_CASE("smtp auth: after AUTH the client may relay and Received says ESMTPSA", "[smtp][auth]") {
+    AuthSmtp s;
+    s.feed(ehlo);
+    CHECK(one(s.cmd("MAIL FROM:<a@b.example>")) == "250 2.1.0");
+    CHECK(one(s.cmd("RCPT TO:<x@elsewhere.example>")) == "553 5.7.1");   // no relaying yet
+    CHECK(one(s.cmd("AUTH PLAIN " + plain_ok)) == "503 5.5.1");          // not inside a transaction
+    CHECK(one(s.cmd("RSET")) == "250 2.0.0");
+    REQUIRE(one(s.cmd("AUTH PLAIN " + b64(std::string("\0alice\0secret", 13)))) == "235 2.7.0");
+    CHECK(one(s.cmd("MAIL FROM:<alice@local.example> AUTH=<>")) == "250 2.1.0");   // RFC 4954 section 5
+    CHECK(one(s.cmd("RCPT TO:<x@elsewhere.example>")) == "250 2.1.5");
+    REQUIRE(one(s.cmd("DATA")) == "354");
+    REQUIRE(one(s.feed("Subject: t\r\n\r\nbody\r\n.\r\n")) == "250 2.0.0");
+    REQUIRE(s.sink.commits() == 1);
+    CHECK(s.sink.envelopes[0].recipients == std::vector<std::string>{"x@elsewhere.example"});
+    CHECK(s.sink.messages[0].find(" with ESMTPSA id ") != std::string::npos);
+}
+
+TEST_CASE("smtp auth: failures are 535 alike, slowed, then 421", "[smtp][auth]") {
+    SmtpConfig cfg = auth_config();
+    cfg.auth_fail_delay_ms = 500;
+    AuthSmtp s(cfg);
+    s.feed(ehlo);
+    // unknown user and wrong password: the same reply
+    CHECK(s.cmd("AUTH PLAIN " + b64(std::string("\0nobody\0secret", 14))) ==
+          "535 5.7.8 Authentication credentials invalid\r\n");
+    CHECK(s.session.take_delay_ms() == 0);   // the first failure is not delayed
+    CHECK(s.cmd("AUTH PLAIN " + b64(std::string("\0alice\0wrong", 12))) ==
+          "535 5.7.8 Authentication credentials invalid\r\n");
+    CHECK(s.session.take_delay_ms() == 500);
+    CHECK(s.session.take_delay_ms() == 0);   // taken
+    CHECK(s.cmd("AUTH LOGIN " + b64("alice")) == "334 UGFzc3dvcmQ6\r\n");
+    CHECK(heads(s.cmd(b64("wrong"))) == std::vector<std::string>{"535 5.7.8", "421 4.7.0"});
+    CHECK(s.session.take_delay_ms() == 1000);
+    CHECK(s.session.closed());
+    CHECK(s.session.auth_user().empty());
+}
+
+TEST_CASE("smtp auth: a checker that cannot answer is 454 and not counted", "[smtp][auth]") {
+    AuthSmtp s;
+    s.auth.temporary = true;
+    s.feed(ehlo);
+    for (int i = 0; i < 5; ++i) CHECK(one(s.cmd("AUTH PLAIN " + plain_ok)) == "454 4.7.0");
+    CHECK_FALSE(s.session.closed());
+    s.auth.temporary = false;
+    CHECK(one(s.cmd("AUTH PLAIN " + b64(std::string("\0alice\0secret", 13)))) == "235 2.7.0");
+}
+
+TEST_CASE("smtp auth: bad responses are 501 and never reach the checker", "[smtp][auth]") {
+    const std::vector<std::string> bad = {
+        "AGFsaWNlAHNlY3JldA",                          // no padding
+        "AGFsaWNl\tAHNlY3JldA==",                       // white space
+        "!!!!",                                         // not base64
+        b64(std::string("alice\0secret", 12)),          // one NUL
+        b64(std::string("\0alice\0secret\0", 14)),      // three
+        b64(std::string("bob\0alice\0secret", 17)),     // authzid is not the user
+        b64(std::string("\0\0secret", 8)),              // no user
+        b64(std::string("\0alice\0", 7)),               // no password
+    };
+    for (const auto& r : bad) {
+        AuthSmtp s;
+        s.feed(ehlo);
+        INFO(r);
+        CHECK(one(s.cmd("AUTH PLAIN " + r)) == "501 5.5.2");
+        CHECK(s.cmd("AUTH PLAIN") == "334 \r\n");
+        CHECK(one(s.cmd(r)) == "501 5.5.2");
+        CHECK(s.auth.checks.empty());
+        CHECK(one(s.cmd("NOOP")) == "250 2.0.0");   // back to commands
+    }
+    SmtpConfig patient = auth_config();
+    patient.max_errors = 20;   // each 501 below counts as an error
+    AuthSmtp s(patient);
+    s.feed(ehlo);
+    CHECK(one(s.cmd("AUTH CRAM-MD5")) == "504 5.5.4");
+    CHECK(one(s.cmd("AUTH")) == "501 5.5.4");
+    CHECK(s.cmd("AUTH LOGIN") == "334 VXNlcm5hbWU6\r\n");
+    CHECK(one(s.cmd("*")) == "501 5.0.0");   // cancelled
+    CHECK(s.cmd("AUTH LOGIN") == "334 VXNlcm5hbWU6\r\n");
+    CHECK(one(s.cmd(b64(std::string("al\0ice", 6)))) == "501 5.5.2");   // a NUL in a LOGIN name
+    CHECK(s.cmd("AUTH PLAIN") == "334 \r\n");
+    CHECK(one(s.feed(std::string(5000, 'A') + "\r\n")) == "501 5.5.2");   // overlong
+    CHECK(one(s.cmd("NOOP")) == "250 2.0.0");
+    CHECK(s.cmd("AUTH PLAIN") == "334 \r\n");
+    CHECK(one(s.feed("AGFsaWNlAHNlY3JldA==\nx\r\n")) == "501 5.5.2");   // bare LF
+    CHECK(one(s.cmd("AUTH PLAIN AGFsaWNl AHNlY3JldA==")) == "501 5.5.4");   // two words
+    CHECK(s.auth.checks.empty());
+    AuthSmtp helo(auth_config(), false);
+    helo.cmd("HELO client.example");
+    CHECK(one(helo.cmd("AUTH PLAIN " + plain_ok)) == "503 5.5.1");
+}
+
+TEST_CASE("submission: MAIL needs AUTH; Date and Message-ID are added when missing", "[smtp][auth]") {
+    SmtpConfig cfg = auth_config();
+    cfg.submission = true;
+    cfg.relay_allowed = true;   // even RELAYCLIENT does not stand in for AUTH here
+    AuthSmtp s(cfg);
+    s.feed(ehlo);
+    CHECK(one(s.cmd("MAIL FROM:<alice@local.example>")) == "530 5.7.0");
+    REQUIRE(one(s.cmd("AUTH PLAIN " + b64(std::string("\0alice\0secret", 13)))) == "235 2.7.0");
+    transaction(s);
+    REQUIRE(one(s.cmd("DATA")) == "354");
+    REQUIRE(one(s.feed("Subject: t\r\n\r\nbody\r\n.\r\n")) == "250 2.0.0");
+    const std::string& m = s.sink.messages.at(0);
+    size_t date = m.find("\nDate: "), id = m.find("\nMessage-ID: <"), blank = m.find("\n\n");
+    INFO(m);
+    CHECK(date != std::string::npos);
+    CHECK(id != std::string::npos);
+    CHECK(m.find("@mx.local.example>\n") != std::string::npos);
+    CHECK(date < blank);
+    CHECK(id < blank);
+    CHECK(m.substr(blank) == "\n\nbody\n");
+
+    // present: left alone, whatever their case
+    transaction(s);
+    REQUIRE(one(s.cmd("DATA")) == "354");
+    REQUIRE(one(s.feed("date: Mon, 7 Dec 2026 10:00:00 +0000\r\nMESSAGE-ID: <x@y>\r\n\r\nb\r\n.\r\n")) == "250 2.0.0");
+    const std::string& m2 = s.sink.messages.at(1);
+    CHECK(m2.find("Date: ") == std::string::npos);
+    CHECK(m2.find("Message-ID: ") == std::string::npos);
+
+    // a message that is all header still gets them, in its header
+    transaction(s);
+    REQUIRE(one(s.cmd("DATA")) == "354");
+    REQUIRE(one(s.feed("Subject: only\r\n.\r\n")) == "250 2.0.0");
+    const std::string& m3 = s.sink.messages.at(2);
+    CHECK(m3.find("Subject: only\nDate: ") != std::string::npos);
+
+    // not in submission mode: never added
+    AuthSmtp mx;
+    mx.feed(ehlo);
+    transaction(mx);
+    REQUIRE(one(mx.cmd("DATA")) == "354");
+    REQUIRE(one(mx.feed("Subject: t\r\n\r\nbody\r\n.\r\n")) == "250 2.0.0");
+    CHECK(mx.sink.messages.at(0).find("Message-ID") == std::string::npos);
+}
+
+TEST_CASE("submission: control/senderlogins says which senders a login may use", "[smtp][auth]") {
+    SmtpConfig cfg = auth_config();
+    cfg.submission = true;
+    cfg.sender_logins = SenderLogins::parse("# who sends as whom\nalice@local.example alice\n@team.example bob ALICE\n");
+    AuthSmtp s(cfg);
+    s.feed(ehlo);
+    REQUIRE(one(s.cmd("AUTH PLAIN " + b64(std::string("\0alice\0secret", 13)))) == "235 2.7.0");
+    CHECK(one(s.cmd("MAIL FROM:<bob@local.example>")) == "553 5.7.1");
+    CHECK(one(s.cmd("MAIL FROM:<nobody@nowhere.example>")) == "553 5.7.1");   // no owner: no one's
+    CHECK(one(s.cmd("MAIL FROM:<Alice@LOCAL.example>")) == "250 2.1.0");
+    CHECK(one(s.cmd("RSET")) == "250 2.0.0");
+    CHECK(one(s.cmd("MAIL FROM:<any@team.example>")) == "250 2.1.0");
+    CHECK(one(s.cmd("RSET")) == "250 2.0.0");
+    CHECK(one(s.cmd("MAIL FROM:<>")) == "250 2.1.0");   // bounces belong to everyone
 }
