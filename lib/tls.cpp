@@ -98,15 +98,21 @@ SslCtxPtr TlsServer::make_context(const TlsCertFiles& files) {
     return ctx;
 }
 
-TlsServer::TlsServer(const Instance& inst) : inst_(inst) {}
+TlsServer::TlsServer(const Instance& inst, std::string service) : inst_(inst), service_(std::move(service)) {}
+
+std::string TlsServer::control(const std::string& name) const {
+    if (!service_.empty() && exists(inst_.control_path(service_ + name))) return service_ + name;
+    return name;
+}
 
 std::vector<TlsCertFiles> TlsServer::read_config() const {
     std::vector<TlsCertFiles> out;
-    const std::string chain = inst_.control_path("tlscert");
+    const std::string chain = inst_.control_path(control("tlscert"));
     if (!exists(chain)) return out;   // TLS is not configured
-    const std::string key = inst_.control_path("tlskey");
+    const std::string key = inst_.control_path(control("tlskey"));
     out.push_back({"", chain, exists(key) ? key : chain});
-    for (const std::string& line : inst_.control_lines("tlssni")) {
+    const std::string sni_file = control("tlssni");
+    for (const std::string& line : inst_.control_lines(sni_file)) {
         std::vector<std::string> words;
         size_t pos = 0;
         while (pos < line.size()) {
@@ -116,7 +122,7 @@ std::vector<TlsCertFiles> TlsServer::read_config() const {
             pos = end + 1;
         }
         if (words.size() < 2 || words.size() > 3)
-            throw std::runtime_error("control/tlssni: expected NAME CHAINFILE [KEYFILE]: " + line);
+            throw std::runtime_error("control/" + sni_file + ": expected NAME CHAINFILE [KEYFILE]: " + line);
         auto in_control = [this](const std::string& f) { return f.front() == '/' ? f : inst_.control_path(f); };
         TlsCertFiles f{lowercase(words[0]), in_control(words[1]), in_control(words.size() == 3 ? words[2] : words[1])};
         out.push_back(std::move(f));
@@ -125,8 +131,11 @@ std::vector<TlsCertFiles> TlsServer::read_config() const {
 }
 
 std::string TlsServer::signature() const {
-    std::string sig = file_signature(inst_.control_path("tlscert")) + file_signature(inst_.control_path("tlskey")) +
-                      file_signature(inst_.control_path("tlssni"));
+    std::string sig;
+    for (const char* name : {"tlscert", "tlskey", "tlssni"}) {
+        sig += file_signature(inst_.control_path(name));
+        if (!service_.empty()) sig += file_signature(inst_.control_path(service_ + name));
+    }
     for (const TlsCertFiles& f : files_) sig += file_signature(f.chain) + file_signature(f.key);
     return sig;
 }
@@ -212,7 +221,11 @@ bool TlsStream::handshake(int timeout_ms) {
             }
             continue;
         }
-        if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+        // With SSL_OP_IGNORE_UNEXPECTED_EOF, OpenSSL 3 reports the client's
+        // end of file as ZERO_RETURN; without it, as SYSCALL with no error.
+        if (err == SSL_ERROR_ZERO_RETURN && ERR_peek_error() == 0)
+            error_ = "the client closed the connection during the handshake";
+        else if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
             error_ = r == 0 || errno == 0 ? "the client closed the connection during the handshake"
                                           : std::string("handshake: ") + std::strerror(errno);
         else

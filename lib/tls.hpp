@@ -11,6 +11,9 @@
 //   control/tlssni    one line per host name with its own certificate:
 //                     "NAME CHAINFILE [KEYFILE]", files relative to control/;
 //                     ".example.com" stands for every name below example.com
+// A service may have its own of each (pop3d: control/pop3tlscert,
+// pop3tlskey, pop3tlssni), used where it exists, so that servers that run
+// as different users each read a key of their own.
 #pragma once
 #include <openssl/ssl.h>
 
@@ -43,7 +46,8 @@ struct TlsCertFiles {
 // certificate from its next session on.
 class TlsServer {
 public:
-    explicit TlsServer(const Instance& inst);
+    // service: the prefix of the service's own control files ("pop3"), or "".
+    explicit TlsServer(const Instance& inst, std::string service = "");
     TlsServer(const TlsServer&) = delete;   // the SNI callback holds its address
     TlsServer& operator=(const TlsServer&) = delete;
     // Reads the control files again if they changed. false: TLS is not
@@ -68,8 +72,10 @@ private:
     SSL_CTX* for_name(std::string_view host) const;
     std::string signature() const;   // what the files are now (inode, size, mtime)
     std::vector<TlsCertFiles> read_config() const;
+    std::string control(const std::string& name) const;   // the service's name for it if that file exists, else name
 
     const Instance& inst_;
+    std::string service_;
     std::vector<TlsCertFiles> files_;  // what the contexts came from
     std::string loaded_signature_;   // of the files the contexts came from; "" before the first load
     SslCtxPtr default_;

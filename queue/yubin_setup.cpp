@@ -146,7 +146,7 @@ void set_mode(const std::string& path, mode_t mode) {
 // that smtpd (yubind) asks it and never reads users/ itself.
 void make_system(const std::string& dir) {
     Ids queue = system_user_ids(system_user::queue, dir + "/queue");
-    system_user_ids(system_user::smtpd, dir);
+    Ids smtpd = system_user_ids(system_user::smtpd, dir);
     system_user_ids(system_user::remote, dir);
     Ids mailbox = system_user_ids(system_user::mailbox, dir + "/home");
 
@@ -174,6 +174,16 @@ void make_system(const std::string& dir) {
     std::string inject = dir + "/bin/queue-inject";
     if (::chown(inject.c_str(), queue.uid, queue.gid) < 0) throw SysError("chown " + inject, errno);
     set_mode(inject, 04711);  // after chown, which clears the setuid bit
+
+    // TLS keys: smtpd (yubind) reads control/tlskey, pop3d (yubinv) its own
+    // copy, control/pop3tlskey, when there is one (yubin-control(5)).
+    for (auto [name, gid] : {std::pair{"/control/tlskey", smtpd.gid}, std::pair{"/control/pop3tlskey", mailbox.gid}}) {
+        std::string key = dir + name;
+        struct stat st;
+        if (::lstat(key.c_str(), &st) < 0 || !S_ISREG(st.st_mode)) continue;
+        if (::lchown(key.c_str(), 0, gid) < 0) throw SysError("chown " + key, errno);
+        set_mode(key, 0640);
+    }
 
     std::string checker = dir + "/bin/yubin-checkpassword";
     if (::chown(checker.c_str(), 0, mailbox.gid) < 0) throw SysError("chown " + checker, errno);

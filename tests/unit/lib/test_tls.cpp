@@ -159,6 +159,27 @@ TEST_CASE("TlsServer chooses a certificate by SNI, and reloads changed files", "
     CHECK_FALSE(server.refresh());
 }
 
+TEST_CASE("TlsServer: a service's own files come first, each on its own", "[tls]") {
+    TlsInstance t;
+    make_cert(t.control("tlscert"), t.control("tlskey"), "common.example");
+    TlsServer pop3(t.inst, "pop3"), smtp(t.inst);
+    pop3.refresh();
+    REQUIRE(pop3.available());
+    CHECK(handshake(pop3, nullptr).cn == "common.example");   // nothing of its own: the common files
+    // its own copy of the key (another owner, in a system instance), the common chain
+    write_file_atomic(t.control("pop3tlskey"), *read_file(t.control("tlskey")));
+    write_file_atomic(t.control("tlskey"), "not a key\n");
+    CHECK(pop3.refresh());
+    CHECK(pop3.available());
+    CHECK(handshake(pop3, nullptr).cn == "common.example");
+    smtp.refresh();
+    CHECK_FALSE(smtp.available());   // the common key is what smtpd reads
+    // and a whole certificate of its own
+    make_cert(t.control("pop3tlscert"), t.control("pop3tlskey"), "pop.example");
+    CHECK(pop3.refresh());
+    CHECK(handshake(pop3, nullptr).cn == "pop.example");
+}
+
 TEST_CASE("TlsServer: a bad or missing key turns TLS off and says why", "[tls]") {
     TlsInstance t;
     make_cert(t.control("tlscert"), t.control("k1"), "a.example");
@@ -203,4 +224,22 @@ TEST_CASE("TlsStream: a client that sends no ClientHello, or garbage, fails the 
     TlsStream tls(server.accept_on(s.get(), s.get()), s.get(), s.get());
     CHECK_FALSE(tls.handshake(2000));
     CHECK(tls.error().find("handshake") != std::string::npos);
+    CHECK(tls.error() != "handshake");   // OpenSSL's reason, not just where
+}
+
+TEST_CASE("TlsStream: a client that leaves during the handshake is said to have left", "[tls]") {
+    TlsInstance t;
+    make_cert(t.control("tlscert"), t.control("tlskey"), "a.example");
+    TlsServer server(t.inst);
+    server.refresh();
+    for (std::string sent : {std::string(), std::string("\x16\x03\x01\x00\xc0\x01", 6)}) {   // nothing; half a ClientHello
+        int sv[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+        Fd s(sv[0]), c(sv[1]);
+        if (!sent.empty()) write_all(c.get(), sent);
+        c.reset();
+        TlsStream tls(server.accept_on(s.get(), s.get()), s.get(), s.get());
+        CHECK_FALSE(tls.handshake(2000));
+        CHECK(tls.error() == "the client closed the connection during the handshake");
+    }
 }
