@@ -60,7 +60,7 @@ $(foreach s,$(STAGES),$(eval $(OBJ)/tests/unit/$(s)/%.o: INCLUDES := -I$(s) -Ili
 # libyubin.a: a call into another stage's module does not link.
 PROGRAMS := queue-inject queue-injectd queue-manager local-spawn local-deliver yubin-start \
             yubin-setup yubin-user yubin-newaliases sendmail mailq smtpd yubin-listen pop3d \
-            remote-spawn remote-deliver yubin-checkpassword
+            remote-spawn remote-deliver yubin-checkpassword yubin-authd
 
 MAIN_queue-inject  := queue/queue_inject.cpp
 MAIN_queue-injectd := queue/queue_injectd.cpp
@@ -87,6 +87,8 @@ MAIN_remote-deliver := remote/remote_deliver.cpp
 LIBS_remote-deliver := -lldns -lssl -lcrypto
 MAIN_yubin-checkpassword := auth/checkpassword.cpp
 LIBS_yubin-checkpassword := -lcrypto
+MAIN_yubin-authd   := auth/authd.cpp
+LIBS_yubin-authd   := -lcrypto -pthread
 MAIN_pop3d         := pop3d/main.cpp
 LIBS_pop3d         := -levent -lssl -lcrypto
 

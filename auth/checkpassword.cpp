@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "credentials.hpp"
+#include "request.hpp"
 #include "instance.hpp"
 #include "io.hpp"
 #include "log.hpp"
@@ -44,13 +44,9 @@ constexpr int exit_refused = 1;
 constexpr int exit_misuse = 2;
 constexpr int exit_temporary = 111;
 
-struct Request {
-    std::string user, password, timestamp;
-};
-
-// Descriptor 3, to its end or 512 bytes (the checkpassword limit).
+// Descriptor 3, to its end or 513 bytes (one more than the checkpassword limit).
 std::optional<Request> read_request() {
-    char buf[513];
+    char buf[max_request + 1];
     size_t len = 0;
     for (;;) {
         ssize_t n = ::read(3, buf + len, sizeof buf - len);
@@ -61,19 +57,7 @@ std::optional<Request> read_request() {
         if (len == sizeof buf) break;
     }
     ::close(3);
-    std::optional<Request> out;
-    if (len <= 512) {
-        std::vector<std::string> fields;
-        size_t start = 0;
-        for (size_t i = 0; i < len; ++i)
-            if (buf[i] == '\0') {
-                fields.emplace_back(buf + start, i - start);
-                start = i + 1;
-            }
-        // user, password and an optional timestamp, each ended by a NUL
-        if ((fields.size() == 2 || fields.size() == 3) && start == len && !fields[0].empty())
-            out = Request{fields[0], fields[1], fields.size() == 3 ? fields[2] : ""};
-    }
+    std::optional<Request> out = parse_request(std::string_view(buf, len));
     OPENSSL_cleanse(buf, sizeof buf);
     return out;
 }
@@ -88,13 +72,6 @@ bool caller_may_ask() {
     for (const char* name : {system_user::smtpd, system_user::mailbox})
         if (auto ids = lookup_user(name); ids && ids->uid == uid) return true;
     return false;
-}
-
-bool is_hex_digest(const std::string& s) {
-    if (s.size() != 32) return false;
-    for (char c : s)
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
-    return true;
 }
 
 }  // namespace
@@ -114,19 +91,11 @@ int main(int argc, char** argv) {
     }
     Verified v;
     try {
-        Instance inst = Instance::of_this_program();
-        if (!req->timestamp.empty() && is_hex_digest(req->password))
-            v = check_apop(inst, req->user, req->timestamp, req->password);
-        else if (req->timestamp.empty())
-            v = check_password(inst, req->user, req->password);
-        else
-            v.reason = "a timestamp without an APOP digest";
+        v = verify_request(Instance::of_this_program(), *req);
     } catch (const std::exception& e) {
-        OPENSSL_cleanse(req->password.data(), req->password.size());
         log({{"event", "temporary"}, {"user", req->user}, {"error", e.what()}});
         return exit_temporary;
     }
-    OPENSSL_cleanse(req->password.data(), req->password.size());
     if (!v.user) {   // why, for the administrator; the caller only learns "refused"
         log({{"event", "refused"}, {"user", req->user}, {"reason", v.reason}});
         return exit_refused;

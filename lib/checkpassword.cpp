@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,21 +33,95 @@ PasswordCheck temporary(std::string why) {
     return c;
 }
 
-}  // namespace
-
-PasswordCheck check_with_program(const std::string& program, std::string_view user, std::string_view password,
-                                 std::string_view timestamp, int timeout_ms) {
+// "user\0password\0[timestamp\0]", or "" when it is longer than the
+// checkpassword limit (no password is that long).
+std::string request_bytes(std::string_view user, std::string_view password, std::string_view timestamp) {
     std::string request;
     request.reserve(user.size() + password.size() + timestamp.size() + 3);
     request.append(user).push_back('\0');
     request.append(password).push_back('\0');
     if (!timestamp.empty()) request.append(timestamp).push_back('\0');
-    struct Cleanse {
-        std::string& s;
-        ~Cleanse() { OPENSSL_cleanse(s.data(), s.size()); }
-    } cleanse{request};
+    if (request.size() > 512) {
+        OPENSSL_cleanse(request.data(), request.size());
+        request.clear();
+    }
+    return request;
+}
+
+struct Cleanse {
+    std::string& s;
+    ~Cleanse() { OPENSSL_cleanse(s.data(), s.size()); }
+};
+
+// "user\0home\0" into an ok answer.
+PasswordCheck accepted(const std::string& answer, const std::string& who) {
+    size_t a = answer.find('\0');
+    size_t b = a == std::string::npos ? a : answer.find('\0', a + 1);
+    if (b == std::string::npos) return temporary(who + " gave no user and home");
     PasswordCheck out;
-    if (request.size() > 512) {   // the checkpassword limit: no password is that long
+    out.result = PasswordCheck::Result::ok;
+    out.user = answer.substr(0, a);
+    out.home = answer.substr(a + 1, b - a - 1);
+    return out;
+}
+
+}  // namespace
+
+std::optional<PasswordCheck> check_with_service(const std::string& socket, std::string_view user,
+                                                std::string_view password, std::string_view timestamp,
+                                                int timeout_ms) {
+    std::string request = request_bytes(user, password, timestamp);
+    Cleanse cleanse{request};
+    if (request.empty()) {
+        PasswordCheck refused;
+        refused.result = PasswordCheck::Result::refused;
+        return refused;
+    }
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (socket.size() >= sizeof addr.sun_path) return std::nullopt;
+    std::memcpy(addr.sun_path, socket.c_str(), socket.size() + 1);
+    Fd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (!fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) return std::nullopt;
+    if (::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size()))
+        return std::nullopt;
+    const long deadline = now_ms() + timeout_ms;
+    char buf[8192];
+    for (;;) {
+        pollfd p{fd.get(), POLLIN, 0};
+        long left = deadline - now_ms();
+        int r = left > 0 ? ::poll(&p, 1, static_cast<int>(left)) : 0;
+        if (r < 0 && errno == EINTR) continue;
+        if (r == 0) return temporary("yubin-authd did not answer in time");
+        if (r < 0) return std::nullopt;
+        ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return std::nullopt;   // it hung up: the program answers instead
+        std::string answer(buf, static_cast<size_t>(n));
+        switch (answer[0]) {
+        case 'K': return accepted(answer.substr(1), "yubin-authd");
+        case 'N': {
+            PasswordCheck refused;
+            refused.result = PasswordCheck::Result::refused;
+            return refused;
+        }
+        default: return temporary("yubin-authd: " + answer.substr(1));
+        }
+    }
+}
+
+PasswordCheck check_credentials(const Instance& inst, std::string_view user, std::string_view password,
+                                std::string_view timestamp) {
+    if (auto c = check_with_service(inst.path("auth/socket"), user, password, timestamp)) return *c;
+    return check_with_program(inst.path("bin/yubin-checkpassword"), user, password, timestamp);
+}
+
+PasswordCheck check_with_program(const std::string& program, std::string_view user, std::string_view password,
+                                 std::string_view timestamp, int timeout_ms) {
+    std::string request = request_bytes(user, password, timestamp);
+    Cleanse cleanse{request};
+    PasswordCheck out;
+    if (request.empty()) {
         out.result = PasswordCheck::Result::refused;
         return out;
     }
@@ -97,15 +173,7 @@ PasswordCheck check_with_program(const std::string& program, std::string_view us
     if (timed_out) return temporary(program + " did not answer in time");
     if (!WIFEXITED(status)) return temporary(program + " was killed by signal " + std::to_string(WTERMSIG(status)));
     switch (WEXITSTATUS(status)) {
-    case 0: {
-        size_t a = answer.find('\0');
-        size_t b = a == std::string::npos ? a : answer.find('\0', a + 1);
-        if (b == std::string::npos) return temporary(program + " gave no user and home on descriptor 4");
-        out.result = PasswordCheck::Result::ok;
-        out.user = answer.substr(0, a);
-        out.home = answer.substr(a + 1, b - a - 1);
-        return out;
-    }
+    case 0: return accepted(answer, program + " (on descriptor 4)");
     case 1: out.result = PasswordCheck::Result::refused; return out;
     case 2: return temporary(program + " says it was called wrongly (exit 2)");
     default: return temporary(program + " failed temporarily (exit " + std::to_string(WEXITSTATUS(status)) + ")");

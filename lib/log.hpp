@@ -20,6 +20,13 @@ private:
     int fd_;
 };
 
+// inetd gives a server its connection as descriptors 0, 1 and 2: a log
+// line on stderr would go to the client (and into a TLS stream). When fd 2
+// is the same socket as fd 0, this puts /dev/null there and sends every
+// Log line for fd 2 to syslog (facility mail) instead. A network server
+// calls it first thing in main().
+void keep_log_from_client();
+
 // A value as it appears in a log line: bare if it is a plain token, otherwise
 // double-quoted with \" \\ and control characters escaped.
 std::string log_value(std::string_view v);

@@ -21,15 +21,16 @@ namespace yubin::pop3d {
 
 namespace {
 
-// The credentials go to yubin-checkpassword(8): pop3d never reads the hashes.
-class ProgramCredentials : public pop3::CredentialChecker {
+// The credentials go to the password checker (yubin-authd(8), else
+// yubin-checkpassword(8)): pop3d never reads the hashes.
+class CheckerCredentials : public pop3::CredentialChecker {
 public:
-    explicit ProgramCredentials(const Instance& inst) : program_(inst.path("bin/yubin-checkpassword")), inst_(inst) {}
+    explicit CheckerCredentials(const Instance& inst) : inst_(inst) {}
     pop3::CheckResult check_password(std::string_view user, std::string_view password) override {
-        return convert(check_with_program(program_, user, password));
+        return convert(check_credentials(inst_, user, password));
     }
     pop3::CheckResult check_apop(std::string_view user, std::string_view timestamp, std::string_view digest) override {
-        return convert(check_with_program(program_, user, digest, timestamp));
+        return convert(check_credentials(inst_, user, digest, timestamp));
     }
     // Does any user have APOP on (a users/apop that is not empty)? Only the
     // file's size is looked at, never its secrets.
@@ -43,12 +44,11 @@ private:
         pop3::CheckResult r;
         switch (c.result) {
         case PasswordCheck::Result::ok: r.account = pop3::Account{c.user, c.home}; break;
-        case PasswordCheck::Result::refused: r.reason = "refused by yubin-checkpassword"; break;
+        case PasswordCheck::Result::refused: r.reason = "refused by the password checker"; break;
         case PasswordCheck::Result::temporary: r.reason = c.error; r.temporary = true; break;
         }
         return r;
     }
-    std::string program_;
     const Instance& inst_;
 };
 
@@ -192,7 +192,7 @@ int relay_to_session(TlsStream& tls, const Instance& inst, const Config& cfg, co
 }  // namespace
 
 int run_front_end(const Instance& inst, const Config& cfg, const Log& log) {
-    ProgramCredentials creds(inst);
+    CheckerCredentials creds(inst);
     TlsServer tls_server(inst, "pop3");   // control/pop3tlskey and the like first
     if (tls_server.refresh() && !tls_server.error().empty())
         log({{"event", "tls-unavailable"}, {"error", tls_server.error()}});

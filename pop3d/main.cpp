@@ -22,6 +22,7 @@ using namespace yubin;
 int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);   // passwords pass through this process: no core file
+    keep_log_from_client();                 // inetd: stderr is the connection
     Log log("pop3d");
     std::optional<Instance> inst;
     pop3d::Config cfg;

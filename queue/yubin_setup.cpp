@@ -24,7 +24,7 @@ namespace {
 
 const char* const programs[] = {"queue-inject", "queue-injectd", "queue-manager", "local-spawn", "local-deliver",
                                 "yubin-start", "yubin-setup", "yubin-user", "yubin-newaliases", "sendmail", "mailq", "smtpd", "yubin-listen",
-                                "pop3d", "remote-spawn", "remote-deliver", "yubin-checkpassword"};
+                                "pop3d", "remote-spawn", "remote-deliver", "yubin-checkpassword", "yubin-authd"};
 
 int usage() {
     std::fputs("usage: yubin-setup --single-user DIR [--hostname NAME]\n"
@@ -166,6 +166,8 @@ void make_system(const std::string& dir) {
     set_mode(dir + "/queue/info", 0700);
     set_mode(dir + "/queue/lock", 0700);
     for (const char* sub : {"/home", "/alias"}) chown_tree(dir + sub, mailbox);
+    chown_tree(dir + "/auth", mailbox);  // yubin-authd's socket: it says who may ask (SO_PEERCRED)
+    set_mode(dir + "/auth", 0755);
     chown_tree(dir + "/users", Ids{0, mailbox.gid});
     set_mode(dir + "/users", 0750);
     for (const auto& e : fs::directory_iterator(dir + "/users"))
@@ -231,6 +233,7 @@ int main(int argc, char** argv) {
         for (const char* sub : {"bin", "control", "users", "home", "alias"}) mkdir_mode(dir + "/" + sub, 0755);
         ::chmod((dir + "/users").c_str(), 0700);
         mkdir_mode(dir + "/public", 0700);  // queue-injectd's socket (0755, yubinq's, in a system instance)
+        mkdir_mode(dir + "/auth", 0700);    // yubin-authd's socket (0755, yubinv's, in a system instance)
         mkdir_mode(dir + "/queue", 0700);
         {
             ActAsOwnerOf as(dir + "/queue");  // yubinq's, when this is run again on a system instance

@@ -1,10 +1,12 @@
 // yubin-start: the supervisor (qmail-start's role). Takes the instance lock,
 // connects queue-manager to local-spawn and to remote-spawn by two pipes
-// each, starts the three and queue-injectd, and stops them on SIGTERM/SIGINT.
+// each, starts the three, queue-injectd and yubin-authd, and stops them on
+// SIGTERM/SIGINT.
 // See yubin-start(8).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,6 +119,7 @@ int main() {
         {"queue-manager", spawn(*inst, "queue-manager", manager_ids,
                                 {{devnull, 0}, {2, 1}, {jobs[1], 3}, {results[0], 4}, {rjobs[1], 5}, {rresults[0], 6}})},
         {"queue-injectd", 0},
+        {"yubin-authd", 0},
     };
     Child& manager = children[2];
     // queue-injectd runs as the queue's owner: as root only in root's own
@@ -126,12 +129,24 @@ int main() {
     const bool as_root = manager_ids ? manager_ids->uid == 0 : ::geteuid() == 0;
     const bool skip_injectd = as_root && !owned_by_root(inst->path("queue"));
     if (!skip_injectd) injectd.pid = spawn(*inst, "queue-injectd", manager_ids, {{devnull, 0}, {2, 1}});
+    // yubin-authd, the password checker that remembers, where the instance
+    // has an auth/ directory (yubin-setup makes it): as the mailboxes' owner
+    // in a system instance, whose group reads users/. Without it, smtpd and
+    // pop3d run yubin-checkpassword for each login.
+    Child& authd = children[4];
+    std::optional<Ids> authd_ids;
+    if (manager_ids) authd_ids = lookup_user(system_user::mailbox);   // its group reads users/
+    struct stat auth_dir;
+    const bool run_authd = !skip_injectd && (!manager_ids || authd_ids) &&
+                           ::stat(inst->path("auth").c_str(), &auth_dir) == 0 && S_ISDIR(auth_dir.st_mode);
+    if (run_authd) authd.pid = spawn(*inst, "yubin-authd", authd_ids, {{devnull, 0}, {2, 1}});
     for (int fd : {jobs[0], jobs[1], results[0], results[1], rjobs[0], rjobs[1], rresults[0], rresults[1], devnull})
         ::close(fd);
     log({{"event", "start"}, {"instance", inst->root()}, {"queue-manager", std::to_string(manager.pid)},
          {"local-spawn", std::to_string(children[0].pid)}, {"remote-spawn", std::to_string(children[1].pid)},
          {"queue-injectd", skip_injectd ? "none (root does not write another user's queue: queue-inject serves)"
-                                        : std::to_string(injectd.pid)}});
+                                        : std::to_string(injectd.pid)},
+         {"yubin-authd", run_authd ? std::to_string(authd.pid) : "none"}});
 
     auto running = [&] {
         for (const Child& c : children)
@@ -146,6 +161,7 @@ int main() {
         stopping = true;
         if (manager.pid > 0) ::kill(manager.pid, SIGTERM);
         if (injectd.pid > 0) ::kill(injectd.pid, SIGTERM);
+        if (authd.pid > 0) ::kill(authd.pid, SIGTERM);
         kill_at = ::time(nullptr) + stop_timeout;
     };
     while (running()) {

@@ -60,14 +60,15 @@ private:
     std::unique_ptr<QueueInjection> q_;
 };
 
-// AUTH's passwords go to yubin-checkpassword(8): smtpd never reads users/.
-// The log names the user and the mechanism, never the password.
-class ProgramAuthenticator : public Authenticator {
+// AUTH's passwords go to the password checker (yubin-authd(8), else
+// yubin-checkpassword(8)): smtpd never reads users/. The log names the
+// user and the mechanism, never the password.
+class CheckerAuthenticator : public Authenticator {
 public:
-    ProgramAuthenticator(const Instance& inst, const Log& log, const std::string& remote)
-        : program_(inst.path("bin/yubin-checkpassword")), log_(log), remote_(remote) {}
+    CheckerAuthenticator(const Instance& inst, const Log& log, const std::string& remote)
+        : inst_(inst), log_(log), remote_(remote) {}
     AuthCheck check(std::string_view mechanism, std::string_view user, std::string_view password) override {
-        PasswordCheck c = check_with_program(program_, user, password);
+        PasswordCheck c = check_credentials(inst_, user, password);
         AuthCheck out;
         switch (c.result) {
         case PasswordCheck::Result::ok:
@@ -88,7 +89,7 @@ public:
     }
 
 private:
-    std::string program_;
+    const Instance& inst_;
     const Log& log_;
     const std::string& remote_;
 };
@@ -282,7 +283,7 @@ bool serve(const Instance& inst, event_base* base, const Vars& var, const Option
     }
     const std::string remote = cfg.remote_ip.empty() ? "local" : cfg.remote_ip;
     QueueSink sink(inst);
-    ProgramAuthenticator auth(inst, log, remote);
+    CheckerAuthenticator auth(inst, log, remote);
     SmtpSession session(cfg, sink, &auth);
     Connection c{&session, base, seconds(static_cast<double>(timeout)), static_cast<int>(timeout), nullptr};
     Input in{&c, &tls, &log, remote};
@@ -344,6 +345,7 @@ int serve_handoffs(int handoff, const Instance& inst, const Options& opt, TlsSer
 int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);   // passwords pass through this process: no core file
+    keep_log_from_client();                 // inetd: stderr is the connection
     Log log("smtpd");
     Options opt;
     for (int i = 1; i < argc; ++i) {

@@ -209,6 +209,53 @@ def test_only_the_password_checker_reads_the_hashes(inst):
     assert who.split()[0] == "alice" and os.path.realpath(who.split()[1]) == home and cwd == home
 
 
+@system_test
+def test_authd_runs_as_yubinv_and_answers_only_smtpd_pop3d_and_root(inst):
+    inst.start()
+    sock = os.path.join(inst.dir, "auth", "socket")
+    wait_for(lambda: os.path.exists(sock), 10, "yubin-authd's socket")
+    [pid] = wait_for(lambda: inst.pids("yubin-authd"), 10, "yubin-authd")
+    v = inst.user["yubinv"]
+    assert ids(pid)[0] == [v.pw_uid] * 4 and ids(pid)[1] == [v.pw_gid] * 4, ids(pid)
+    request = b"alice\0secret-alice\0"
+
+    def ask_as(pw):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(r)
+                if pw:
+                    as_user(pw)()
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                s.settimeout(30)
+                s.connect(sock)
+                s.send(request)
+                try:
+                    answer = s.recv(8192)
+                except ConnectionResetError:   # hung up with the request unread
+                    answer = b""
+                os.write(w, b"[" + answer + b"]")
+            finally:
+                os._exit(0)
+        os.close(w)
+        out = b""
+        while True:
+            chunk = os.read(r, 8192)
+            if not chunk:
+                break
+            out += chunk
+        os.close(r)
+        os.waitpid(pid, 0)
+        return out
+    assert ask_as(inst.user["yubind"]).startswith(b"[K")
+    assert ask_as(v).startswith(b"[K")
+    assert ask_as(None).startswith(b"[K")          # root
+    got = ask_as(NOBODY)
+    assert got == b"[]", got                       # anyone else: no answer at all
+    assert ask_as(inst.user["yubinr"]) == b"[]"
+
+
 def test_setup_refuses_without_root_or_in_an_unsafe_place():
     r = subprocess.run([os.path.join(BUILD, "bin", "yubin-setup"), "--system", "/tmp/yubin-never-made"],
                        preexec_fn=as_nobody, capture_output=True, timeout=30)

@@ -7,6 +7,8 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -269,4 +271,56 @@ TEST_CASE("deliver_exit and sysexit values are the documented ones", "[exitcodes
     CHECK(sysexit::software == 70);
     CHECK(sysexit::tempfail == 75);
     CHECK(sysexit::config == 78);
+}
+
+TEST_CASE("keep_log_from_client: under inetd a log line never reaches the client", "[log]") {
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {   // the server: its connection on 0, 1 and 2, as inetd gives it
+        ::dup2(sv[0], 0);
+        ::dup2(sv[0], 1);
+        ::dup2(sv[0], 2);
+        ::close(sv[0]);
+        ::close(sv[1]);
+        keep_log_from_client();
+        Log("test")({{"event", "secret-log-line"}});
+        ssize_t n = ::write(1, "reply\r\n", 7);
+        ::_exit(n == 7 ? 0 : 1);
+    }
+    ::close(sv[0]);
+    std::string got;
+    char buf[256];
+    ssize_t n;
+    while ((n = ::read(sv[1], buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+    ::close(sv[1]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(got == "reply\r\n");
+}
+
+TEST_CASE("keep_log_from_client: a stderr of its own is left alone", "[log]") {
+    int p[2];
+    REQUIRE(::pipe(p) == 0);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::dup2(p[1], 2);
+        ::close(p[0]);
+        ::close(p[1]);
+        keep_log_from_client();
+        Log("test")({{"event", "kept"}});
+        ::_exit(0);
+    }
+    ::close(p[1]);
+    std::string got;
+    char buf[256];
+    ssize_t n;
+    while ((n = ::read(p[0], buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+    ::close(p[0]);
+    ::waitpid(pid, nullptr, 0);
+    CHECK(got == "test: event=kept\n");
 }
