@@ -21,6 +21,7 @@ struct Request {
     Request(const Request&) = delete;
     Request& operator=(const Request&) = delete;
     Request(Request&&) = default;
+    Request& operator=(Request&&) = default;
     ~Request();   // the password is overwritten
 };
 
