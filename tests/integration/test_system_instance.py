@@ -256,6 +256,32 @@ def test_authd_runs_as_yubinv_and_answers_only_smtpd_pop3d_and_root(inst):
     assert ask_as(inst.user["yubinr"]) == b"[]"
 
 
+@system_test
+def test_smtpd_as_yubind_authenticates_through_authd_and_without_it(inst):
+    """smtpd (yubind) cannot read users/: its AUTH is answered by yubin-authd
+    (yubinv), and by the setgid yubin-checkpassword when authd is not running."""
+    inst.control("smtpplaintext", "loopback")   # no certificate here: AUTH in clear on loopback
+    port = inst.listen("yubind", "smtpd")
+
+    def login(password):
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+            s.ehlo("client.example")
+            try:
+                return s.login("alice", password)[0]
+            except smtplib.SMTPAuthenticationError as e:
+                return e.smtp_code
+    assert login("secret-alice") == 235          # yubin-authd is not running: the program answers
+    assert login("wrong") == 535
+    inst.start()
+    wait_for(lambda: os.path.exists(os.path.join(inst.dir, "auth", "socket")), 10, "yubin-authd's socket")
+    assert login("secret-alice") == 235
+    assert login("wrong") == 535
+    log = inst.log()
+    assert log.count("smtpd: event=auth user=alice mechanism=PLAIN") == 2, log
+    assert 'yubin-checkpassword: event=refused user=alice reason="wrong password"' in log, log
+    assert 'yubin-authd: event=refused user=alice reason="wrong password"' in log, log
+
+
 def test_setup_refuses_without_root_or_in_an_unsafe_place():
     r = subprocess.run([os.path.join(BUILD, "bin", "yubin-setup"), "--system", "/tmp/yubin-never-made"],
                        preexec_fn=as_nobody, capture_output=True, timeout=30)
