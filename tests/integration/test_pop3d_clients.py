@@ -69,7 +69,8 @@ def test_fetchmail_with_an_mda_keep_uidl_then_delete(inst, lst):
                           '    options %s no rewrite stripcr sslproto ""\n    mda "%s"\n'
                           % (lst.port, PASSWORD, "keep" if keep else "no keep fetchall", mda))
         env = dict(os.environ, FETCHMAILHOME=w, HOME=w)
-        argv = ["fetchmail", "-f", os.path.join(w, "rc"), "-i", os.path.join(w, "ids"), "--nodetach"]
+        argv = ["fetchmail", "-f", os.path.join(w, "rc"), "-i", os.path.join(w, "ids"), "--nodetach",
+                "--pidfile", os.path.join(w, "pid")]   # as root, /var/run/fetchmail.pid would be shared
         rc(keep=True)
         code, text = run(argv, w, env)
         assert code == 0, text
