@@ -68,6 +68,7 @@ LIBS_queue-injectd := -levent
 MAIN_queue-manager := queue/queue_manager.cpp
 LIBS_queue-manager := -levent
 MAIN_yubin-start   := queue/yubin_start.cpp
+LIBS_yubin-start   := -lssl -lcrypto
 MAIN_yubin-setup   := queue/yubin_setup.cpp
 MAIN_local-spawn   := local/local_spawn.cpp
 LIBS_local-spawn   := -levent

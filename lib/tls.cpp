@@ -1,6 +1,10 @@
 #include "tls.hpp"
 
+#include <fcntl.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -98,7 +102,86 @@ SslCtxPtr TlsServer::make_context(const TlsCertFiles& files) {
     return ctx;
 }
 
-TlsServer::TlsServer(const Instance& inst, std::string service) : inst_(inst), service_(std::move(service)) {}
+TlsServer::TlsServer(const Instance& inst, std::string prefix, std::string tickets)
+    : inst_(inst), service_(std::move(prefix)),
+      tickets_path_(tickets.empty() ? "" : inst.path("tls/" + tickets + "-tickets")) {}
+
+TlsServer::~TlsServer() {
+    if (!ticket_keys_.empty()) OPENSSL_cleanse(ticket_keys_.data(), ticket_keys_.size() * sizeof(TicketKey));
+}
+
+namespace {
+
+std::vector<TicketKey> read_ticket_keys(const std::string& path) {
+    std::vector<TicketKey> keys;
+    if (path.empty()) return keys;
+    std::optional<std::string> data;
+    try {
+        data = read_file(path, 4096);
+    } catch (const SysError&) {   // unreadable (not ours yet): keys of our own
+        return keys;
+    }
+    if (!data || data->size() != ticket_keys * sizeof(TicketKey)) return keys;   // absent or not ours: per process
+    keys.resize(ticket_keys);
+    std::memcpy(keys.data(), data->data(), data->size());
+    OPENSSL_cleanse(data->data(), data->size());
+    return keys;
+}
+
+}  // namespace
+
+void rotate_ticket_keys(const std::string& path, uid_t uid, gid_t gid) {
+    std::vector<TicketKey> keys = read_ticket_keys(path);
+    TicketKey fresh[2];
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(fresh), sizeof fresh) != 1)
+        throw std::runtime_error(tls_errors("RAND_bytes"));
+    std::string out(reinterpret_cast<char*>(&fresh[0]), sizeof(TicketKey));
+    out.append(keys.empty() ? reinterpret_cast<char*>(&fresh[1]) : reinterpret_cast<char*>(&keys[0]),
+               sizeof(TicketKey));
+    OPENSSL_cleanse(fresh, sizeof fresh);
+    if (!keys.empty()) OPENSSL_cleanse(keys.data(), keys.size() * sizeof(TicketKey));
+    const std::string tmp = path + ".new";
+    ::unlink(tmp.c_str());
+    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd) throw SysError("open " + tmp, errno);
+    if (::fchown(fd.get(), uid, gid) < 0 && ::geteuid() == 0) throw SysError("chown " + tmp, errno);
+    if (::fchmod(fd.get(), 0640) < 0) throw SysError("chmod " + tmp, errno);
+    write_all(fd.get(), out);
+    OPENSSL_cleanse(out.data(), out.size());
+    fd.reset();
+    if (::rename(tmp.c_str(), path.c_str()) < 0) throw SysError("rename " + tmp, errno);
+}
+
+int TlsServer::on_ticket_key(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
+                             EVP_MAC_CTX* mac, int encrypt) {
+    const auto* self = static_cast<const TlsServer*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+    if (!self || self->ticket_keys_.empty()) return encrypt ? -1 : 0;
+    const TicketKey* key = nullptr;
+    size_t index = 0;
+    if (encrypt) {
+        key = &self->ticket_keys_[0];
+        if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) return -1;
+        std::memcpy(name, key->name, sizeof key->name);
+    } else {
+        for (index = 0; index < self->ticket_keys_.size(); ++index)
+            if (CRYPTO_memcmp(name, self->ticket_keys_[index].name, sizeof key->name) == 0) break;
+        if (index == self->ticket_keys_.size()) return 0;   // unknown or expired: a full handshake
+        key = &self->ticket_keys_[index];
+    }
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key->hmac), sizeof key->hmac),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
+        OSSL_PARAM_construct_end()};
+    if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
+    if (encrypt) return EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes, iv) == 1 ? 1 : -1;
+    if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes, iv) != 1) return -1;
+    return index == 0 ? 1 : 2;   // 2: good, but made with the older key: a new ticket follows
+}
+
+void TlsServer::use_ticket_keys(SSL_CTX* ctx) {
+    SSL_CTX_set_app_data(ctx, this);
+    if (!ticket_keys_.empty()) SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket_key);
+}
 
 std::string TlsServer::control(const std::string& name) const {
     if (!service_.empty() && exists(inst_.control_path(service_ + name))) return service_ + name;
@@ -136,6 +219,7 @@ std::string TlsServer::signature() const {
         sig += file_signature(inst_.control_path(name));
         if (!service_.empty()) sig += file_signature(inst_.control_path(service_ + name));
     }
+    if (!tickets_path_.empty()) sig += file_signature(tickets_path_);
     for (const TlsCertFiles& f : files_) sig += file_signature(f.chain) + file_signature(f.key);
     return sig;
 }
@@ -148,10 +232,13 @@ bool TlsServer::refresh() {
     error_.clear();
     try {
         files_ = read_config();
+        if (!ticket_keys_.empty()) OPENSSL_cleanse(ticket_keys_.data(), ticket_keys_.size() * sizeof(TicketKey));
+        ticket_keys_ = read_ticket_keys(tickets_path_);
         std::vector<Entry> sni;
         SslCtxPtr def;
         for (const TlsCertFiles& f : files_) {
             SslCtxPtr ctx = make_context(f);
+            use_ticket_keys(ctx.get());
             if (f.name.empty()) def = std::move(ctx);
             else sni.push_back({f.name, std::move(ctx)});
         }

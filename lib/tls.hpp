@@ -16,6 +16,7 @@
 // as different users each read a key of their own.
 #pragma once
 #include <openssl/ssl.h>
+#include <sys/types.h>
 
 #include <memory>
 #include <string>
@@ -30,6 +31,21 @@ struct SslCtxDeleter { void operator()(SSL_CTX* c) const { SSL_CTX_free(c); } };
 struct SslDeleter { void operator()(SSL* s) const { SSL_free(s); } };
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 using SslPtr = std::unique_ptr<SSL, SslDeleter>;
+
+// Session tickets that every process of a service can read (RFC 5077,
+// RFC 8446 section 4.6.1): INSTANCE/tls/SERVICE-tickets holds two keys,
+// the newest first, each a 16-byte name, a 32-byte AES-256 key and a
+// 32-byte HMAC-SHA256 key. yubin-start makes the file and puts a new key in
+// front every hour (the oldest goes), so a ticket is good for two hours at
+// most and then on any of the service's processes. Without the file each
+// process has keys of its own.
+struct TicketKey {
+    unsigned char name[16], aes[32], hmac[32];
+};
+inline constexpr size_t ticket_keys = 2;
+// Writes path anew: a new random key, then the newest one the file held
+// (or another new one), owned by uid:gid with mode 0640. Throws SysError.
+void rotate_ticket_keys(const std::string& path, uid_t uid, gid_t gid);
 
 // The text of OpenSSL's error queue (emptied), or what when it is empty.
 std::string tls_errors(std::string_view what);
@@ -46,9 +62,11 @@ struct TlsCertFiles {
 // certificate from its next session on.
 class TlsServer {
 public:
-    // service: the prefix of the service's own control files ("pop3"), or "".
-    explicit TlsServer(const Instance& inst, std::string service = "");
-    TlsServer(const TlsServer&) = delete;   // the SNI callback holds its address
+    // prefix: of the service's own control files ("pop3"), or "";
+    // tickets: the service's name for its ticket keys (tls/NAME-tickets), or "".
+    explicit TlsServer(const Instance& inst, std::string prefix = "", std::string tickets = "");
+    ~TlsServer();
+    TlsServer(const TlsServer&) = delete;   // the SNI and ticket callbacks hold its address
     TlsServer& operator=(const TlsServer&) = delete;
     // Reads the control files again if they changed. false: TLS is not
     // available (no control/tlscert, or a file that cannot be used: then
@@ -69,6 +87,9 @@ private:
         SslCtxPtr ctx;
     };
     static int on_servername(SSL* ssl, int* alert, void* arg);
+    static int on_ticket_key(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
+                             EVP_MAC_CTX* mac, int encrypt);
+    void use_ticket_keys(SSL_CTX* ctx);
     SSL_CTX* for_name(std::string_view host) const;
     std::string signature() const;   // what the files are now (inode, size, mtime)
     std::vector<TlsCertFiles> read_config() const;
@@ -76,6 +97,8 @@ private:
 
     const Instance& inst_;
     std::string service_;
+    std::string tickets_path_;            // "" without shared ticket keys
+    std::vector<TicketKey> ticket_keys_;  // the newest first; empty: OpenSSL's own, per process
     std::vector<TlsCertFiles> files_;  // what the contexts came from
     std::string loaded_signature_;   // of the files the contexts came from; "" before the first load
     SslCtxPtr default_;

@@ -193,7 +193,7 @@ int relay_to_session(TlsStream& tls, const Instance& inst, const Config& cfg, co
 
 int run_front_end(const Instance& inst, const Config& cfg, const Log& log) {
     CheckerCredentials creds(inst);
-    TlsServer tls_server(inst, "pop3");   // control/pop3tlskey and the like first
+    TlsServer tls_server(inst, "pop3", "pop3d");   // control/pop3tlskey and the like first; tls/pop3d-tickets
     if (tls_server.refresh() && !tls_server.error().empty())
         log({{"event", "tls-unavailable"}, {"error", tls_server.error()}});
     std::string pending;

@@ -166,6 +166,8 @@ void make_system(const std::string& dir) {
     set_mode(dir + "/queue/info", 0700);
     set_mode(dir + "/queue/lock", 0700);
     for (const char* sub : {"/home", "/alias"}) chown_tree(dir + sub, mailbox);
+    chown_tree(dir + "/tls", Ids{0, 0});   // its files: root's with the group of the server that reads them
+    set_mode(dir + "/tls", 0755);
     chown_tree(dir + "/auth", mailbox);  // yubin-authd's socket: it says who may ask (SO_PEERCRED)
     set_mode(dir + "/auth", 0755);
     chown_tree(dir + "/users", Ids{0, mailbox.gid});
@@ -234,6 +236,7 @@ int main(int argc, char** argv) {
         ::chmod((dir + "/users").c_str(), 0700);
         mkdir_mode(dir + "/public", 0700);  // queue-injectd's socket (0755, yubinq's, in a system instance)
         mkdir_mode(dir + "/auth", 0700);    // yubin-authd's socket (0755, yubinv's, in a system instance)
+        mkdir_mode(dir + "/tls", 0700);     // session ticket keys from yubin-start (0755, root's, in a system instance)
         mkdir_mode(dir + "/queue", 0700);
         {
             ActAsOwnerOf as(dir + "/queue");  // yubinq's, when this is run again on a system instance

@@ -20,6 +20,7 @@
 #include "io.hpp"
 #include "log.hpp"
 #include "privileges.hpp"
+#include "tls.hpp"
 
 using namespace yubin;
 
@@ -93,6 +94,32 @@ int main() {
         log({{"event", "fatal"}, {"error", e.what()}});
         return deliver_exit::temporary;
     }
+
+    // Session ticket keys for smtpd and pop3d (lib/tls.hpp), new every hour,
+    // each file readable by the group its server runs with.
+    struct Tickets {
+        std::string path;
+        Ids owner;
+    };
+    std::vector<Tickets> tickets;
+    if (::access(inst->path("tls").c_str(), W_OK) == 0) {
+        const Ids self{::geteuid(), ::getegid()};
+        auto smtpd = manager_ids ? lookup_user(system_user::smtpd) : std::nullopt;
+        auto mailbox = manager_ids ? lookup_user(system_user::mailbox) : std::nullopt;
+        tickets.push_back({inst->path("tls/smtpd-tickets"), smtpd ? Ids{0, smtpd->gid} : self});
+        tickets.push_back({inst->path("tls/pop3d-tickets"), mailbox ? Ids{0, mailbox->gid} : self});
+    }
+    auto rotate_tickets = [&] {
+        for (const Tickets& t : tickets) {
+            try {
+                rotate_ticket_keys(t.path, t.owner.uid, t.owner.gid);
+            } catch (const std::exception& e) {
+                log({{"event", "tickets-failed"}, {"error", e.what()}});
+            }
+        }
+    };
+    rotate_tickets();
+    time_t next_rotation = ::time(nullptr) + 3600;
 
     sigset_t mask;
     sigemptyset(&mask);
@@ -188,6 +215,10 @@ int main() {
                 failed = true;
                 stop();
             }
+        }
+        if (!stopping && ::time(nullptr) >= next_rotation) {
+            rotate_tickets();
+            next_rotation = ::time(nullptr) + 3600;
         }
         if (kill_at && ::time(nullptr) >= kill_at)
             for (const Child& c : children)

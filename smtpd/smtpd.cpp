@@ -371,7 +371,7 @@ int main(int argc, char** argv) {
         (void)n;
         return 111;
     }
-    TlsServer tls(*inst);
+    TlsServer tls(*inst, "", "smtpd");   // session tickets from tls/smtpd-tickets
     int handoff = handoff_fd_from_environment();
     if (handoff >= 0) return serve_handoffs(handoff, *inst, opt, tls, log);
     EventBasePtr base = poll_event_base();

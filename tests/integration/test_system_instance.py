@@ -216,6 +216,10 @@ def test_authd_runs_as_yubinv_and_answers_only_smtpd_pop3d_and_root(inst):
     wait_for(lambda: os.path.exists(sock), 10, "yubin-authd's socket")
     [pid] = wait_for(lambda: inst.pids("yubin-authd"), 10, "yubin-authd")
     v = inst.user["yubinv"]
+    # and the session ticket keys, each for the group of the server that reads it
+    for name, user in (("smtpd-tickets", "yubind"), ("pop3d-tickets", "yubinv")):
+        st = os.stat(os.path.join(inst.dir, "tls", name))
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777, st.st_size) == (0, inst.user[user].pw_gid, 0o640, 160), name
     assert ids(pid)[0] == [v.pw_uid] * 4 and ids(pid)[1] == [v.pw_gid] * 4, ids(pid)
     request = b"alice\0secret-alice\0"
 

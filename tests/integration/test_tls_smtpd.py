@@ -367,6 +367,49 @@ def test_smtplib_smtp_ssl_against_implicit_tls(inst, ca):
     assert_no_crash(srv.log())
 
 
+@with_tls()
+def test_sessions_resume_on_another_smtpd_process(inst, ca):
+    """yubin-start writes tls/smtpd-tickets: a ticket from one smtpd process
+    is good on the next one (yubin-listen runs one per connection), with
+    STARTTLS and with TLS from the first byte, TLS 1.3 and 1.2."""
+    inst.start()
+    wait_for(lambda: os.path.exists(os.path.join(inst.dir, "tls", "smtpd-tickets")), 10, "the ticket keys")
+    with Server(inst) as plain, Server(inst, ["-T"]) as implicit:
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            ctx = ca.client_context()
+            ctx.minimum_version = ctx.maximum_version = version
+
+            def session(port, starttls, offer):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                f = None
+                if starttls:
+                    f = sock.makefile("rb")
+                    assert f.readline().startswith(b"220 ")
+                    sock.sendall(b"EHLO client.example\r\n")
+                    while not f.readline().startswith(b"250 "):
+                        pass
+                    sock.sendall(b"STARTTLS\r\n")
+                    assert f.readline().startswith(b"220 ")
+                tls = ctx.wrap_socket(sock, server_hostname=HOST, session=offer)
+                if starttls:
+                    tls.sendall(b"NOOP\r\n")
+                data = b""
+                while not data.endswith(b"\r\n"):
+                    data += tls.recv(4096)   # the greeting (-T) or NOOP's 250; a TLS 1.3 ticket comes first
+                tls.sendall(b"QUIT\r\n")
+                tls.recv(4096)
+                reused, sess = tls.session_reused, tls.session
+                tls.close()
+                return reused, sess
+            for srv, starttls in ((plain, True), (implicit, False)):
+                reused, first = session(srv.port, starttls, None)
+                assert not reused and first is not None and first.has_ticket, (version, starttls)
+                reused, _ = session(srv.port, starttls, first)
+                assert reused, (version, starttls)
+        pids = connect_pids(plain.log())
+        assert len(set(pids)) == len(pids) >= 4   # each a process of its own
+
+
 # ---------------------------------------------------------------- swaks
 
 def swaks(port, *args, timeout=30):

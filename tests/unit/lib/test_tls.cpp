@@ -49,6 +49,22 @@ struct TlsInstance {
     std::string control(const std::string& n) const { return dir / ("control/" + n); }
 };
 
+// The server's side of a test connection on fd: the handshake, "ping" in, "pong" out.
+void serve_ping(const TlsServer& server, int fd) {
+    SslPtr ssl = server.accept_on(fd, fd);
+    REQUIRE(ssl);
+    TlsStream tls(std::move(ssl), fd, fd);
+    if (!tls.handshake(5000)) return;
+    char buf[16];
+    size_t n = 0;
+    for (int i = 0; i < 100; ++i) {
+        if (tls.read(buf, sizeof buf, n) != TlsStream::Io::again) break;
+        ::usleep(10000);
+    }
+    CHECK(std::string(buf, n) == "ping");
+    CHECK(tls.write_all("pong", 5000));
+}
+
 // The subject CN of the certificate a client got, after a handshake on a
 // socketpair with the server side of TlsServer (sni: the name asked for).
 struct ClientResult {
@@ -81,20 +97,7 @@ ClientResult handshake(const TlsServer& server, const char* sni, int client_max_
         }
         ::shutdown(c.get(), SHUT_WR);
     });
-    SslPtr ssl = server.accept_on(s.get(), s.get());
-    REQUIRE(ssl);
-    TlsStream tls(std::move(ssl), s.get(), s.get());
-    if (tls.handshake(5000)) {
-        char buf[16];
-        size_t n = 0;
-        for (int i = 0; i < 100; ++i) {
-            TlsStream::Io r = tls.read(buf, sizeof buf, n);
-            if (r != TlsStream::Io::again) break;
-            ::usleep(10000);
-        }
-        CHECK(std::string(buf, n) == "ping");
-        CHECK(tls.write_all("pong", 5000));
-    }
+    serve_ping(server, s.get());
     client.join();
     return out;
 }
@@ -241,5 +244,92 @@ TEST_CASE("TlsStream: a client that leaves during the handshake is said to have 
         TlsStream tls(server.accept_on(s.get(), s.get()), s.get(), s.get());
         CHECK_FALSE(tls.handshake(2000));
         CHECK(tls.error() == "the client closed the connection during the handshake");
+    }
+}
+
+namespace {
+
+// A handshake that offers session (may be null) and gives back the session
+// the client has afterwards, and whether the server resumed the offered one.
+struct Resumption {
+    bool ok = false, reused = false;
+    SSL_SESSION* session = nullptr;   // the caller frees it
+};
+
+Resumption resume(const TlsServer& server, SSL_SESSION* offer, int version) {
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    Fd s(sv[0]), c(sv[1]);
+    Resumption out;
+    std::thread client([&] {
+        SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+        SSL_CTX_set_min_proto_version(ctx.get(), version);
+        SSL_CTX_set_max_proto_version(ctx.get(), version);
+        SslPtr ssl(SSL_new(ctx.get()));
+        SSL_set_fd(ssl.get(), c.get());
+        if (offer) SSL_set_session(ssl.get(), offer);
+        if (SSL_connect(ssl.get()) == 1) {
+            SSL_write(ssl.get(), "ping", 4);
+            char b[4];
+            if (SSL_read(ssl.get(), b, 4) == 4) {   // TLS 1.3: the ticket came before the data
+                out.ok = true;
+                out.reused = SSL_session_reused(ssl.get()) == 1;
+                out.session = SSL_get1_session(ssl.get());
+            }
+            SSL_shutdown(ssl.get());   // else OpenSSL marks the session as not to be resumed
+        }
+        ::shutdown(c.get(), SHUT_WR);
+    });
+    serve_ping(server, s.get());
+    client.join();
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("TlsServer: tickets from tls/SERVICE-tickets resume on any process of the service", "[tls]") {
+    for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+        INFO(version);
+        TlsInstance t;
+        make_cert(t.control("tlscert"), t.control("tlskey"), "mx.example");
+        REQUIRE(::mkdir((t.dir / "tls").c_str(), 0700) == 0);
+        const std::string keys = t.dir / "tls/smtpd-tickets";
+        rotate_ticket_keys(keys, ::geteuid(), ::getegid());
+        struct stat st;
+        REQUIRE(::stat(keys.c_str(), &st) == 0);
+        CHECK(st.st_size == static_cast<off_t>(2 * sizeof(TicketKey)));
+        CHECK((st.st_mode & 0777) == 0640);
+
+        TlsServer a(t.inst, "", "smtpd"), b(t.inst, "", "smtpd"), alone(t.inst);   // two processes, and one without the file
+        a.refresh();
+        b.refresh();
+        alone.refresh();
+        Resumption first = resume(a, nullptr, version);
+        REQUIRE(first.ok);
+        CHECK_FALSE(first.reused);
+        CHECK(SSL_SESSION_has_ticket(first.session) == 1);
+        Resumption same = resume(a, first.session, version);
+        CHECK(same.reused);
+        SSL_SESSION_free(same.session);
+
+        Resumption again = resume(b, first.session, version);   // another process of the service
+        CHECK(again.ok);
+        CHECK(again.reused);
+        Resumption own = resume(alone, first.session, version);   // keys of its own: a full handshake
+        CHECK(own.ok);
+        CHECK_FALSE(own.reused);
+
+        // an hour later: the older key still opens the ticket; two hours later it does not
+        rotate_ticket_keys(keys, ::geteuid(), ::getegid());
+        CHECK(b.refresh());
+        Resumption later = resume(b, first.session, version);
+        CHECK(later.reused);
+        rotate_ticket_keys(keys, ::geteuid(), ::getegid());
+        CHECK(b.refresh());
+        Resumption expired = resume(b, first.session, version);
+        CHECK(expired.ok);
+        CHECK_FALSE(expired.reused);
+        for (SSL_SESSION* sess : {first.session, again.session, own.session, later.session, expired.session})
+            SSL_SESSION_free(sess);
     }
 }
