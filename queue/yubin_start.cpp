@@ -95,31 +95,6 @@ int main() {
         return deliver_exit::temporary;
     }
 
-    // Session ticket keys for smtpd and pop3d (lib/tls.hpp), new every hour,
-    // each file readable by the group its server runs with.
-    struct Tickets {
-        std::string path;
-        Ids owner;
-    };
-    std::vector<Tickets> tickets;
-    if (::access(inst->path("tls").c_str(), W_OK) == 0) {
-        const Ids self{::geteuid(), ::getegid()};
-        auto smtpd = manager_ids ? lookup_user(system_user::smtpd) : std::nullopt;
-        auto mailbox = manager_ids ? lookup_user(system_user::mailbox) : std::nullopt;
-        tickets.push_back({inst->path("tls/smtpd-tickets"), smtpd ? Ids{0, smtpd->gid} : self});
-        tickets.push_back({inst->path("tls/pop3d-tickets"), mailbox ? Ids{0, mailbox->gid} : self});
-    }
-    auto rotate_tickets = [&] {
-        for (const Tickets& t : tickets) {
-            try {
-                rotate_ticket_keys(t.path, t.owner.uid, t.owner.gid);
-            } catch (const std::exception& e) {
-                log({{"event", "tickets-failed"}, {"error", e.what()}});
-            }
-        }
-    };
-    rotate_tickets();
-    time_t next_rotation = ::time(nullptr) + 3600;
 
     sigset_t mask;
     sigemptyset(&mask);
@@ -167,6 +142,31 @@ int main() {
     const bool run_authd = !skip_injectd && (!manager_ids || authd_ids) &&
                            ::stat(inst->path("auth").c_str(), &auth_dir) == 0 && S_ISDIR(auth_dir.st_mode);
     if (run_authd) authd.pid = spawn(*inst, "yubin-authd", authd_ids, {{devnull, 0}, {2, 1}});
+    // Session ticket keys for smtpd and pop3d (lib/tls.hpp), new every hour,
+    // each file readable by the group its server runs with.
+    struct Tickets {
+        std::string path;
+        Ids owner;
+    };
+    std::vector<Tickets> tickets;
+    if (!skip_injectd && ::access(inst->path("tls").c_str(), W_OK) == 0) {   // never root in a user's instance
+        const Ids self{::geteuid(), ::getegid()};
+        auto smtpd = manager_ids ? lookup_user(system_user::smtpd) : std::nullopt;
+        auto mailbox = manager_ids ? lookup_user(system_user::mailbox) : std::nullopt;
+        tickets.push_back({inst->path("tls/smtpd-tickets"), smtpd ? Ids{0, smtpd->gid} : self});
+        tickets.push_back({inst->path("tls/pop3d-tickets"), mailbox ? Ids{0, mailbox->gid} : self});
+    }
+    auto rotate_tickets = [&] {
+        for (const Tickets& t : tickets) {
+            try {
+                rotate_ticket_keys(t.path, t.owner.uid, t.owner.gid);
+            } catch (const std::exception& e) {
+                log({{"event", "tickets-failed"}, {"error", e.what()}});
+            }
+        }
+    };
+    rotate_tickets();
+    time_t next_rotation = ::time(nullptr) + 3600;
     for (int fd : {jobs[0], jobs[1], results[0], results[1], rjobs[0], rjobs[1], rresults[0], rresults[1], devnull})
         ::close(fd);
     log({{"event", "start"}, {"instance", inst->root()}, {"queue-manager", std::to_string(manager.pid)},
