@@ -4,12 +4,13 @@
 //
 //   yubin-checkpassword [PROGRAM [ARG...]]
 //
-// reads "user\0password\0" and an optional "timestamp\0" (APOP: the
-// password is then the client's digest) from descriptor 3, at most 512
-// bytes. Right credentials: writes "user\0home\0" on descriptor 4 when it
-// is open (yubin's smtpd and pop3d read it), then runs PROGRAM in the
-// user's home with USER and HOME set and its own rights given back, or
-// exits 0 without one. Exit 1: wrong credentials (the same answer, after
+// reads "user\0password\0" and an optional "timestamp\0" from descriptor
+// 3, at most 512 bytes; with a timestamp, a 32-digit hex password of a user
+// with APOP on is an APOP digest. Right credentials: runs PROGRAM in the
+// user's home with USER and HOME set and its own rights given back
+// (descriptor 4 is PROGRAM's, as Dovecot's checkpassword-reply wants), or,
+// without one, writes "user\0home\0" on descriptor 4 when it is open
+// (yubin's smtpd and pop3d read it) and exits 0. Exit 1: wrong credentials (the same answer, after
 // the same work, for a user who does not exist); 2: misuse (nothing on
 // descriptor 3, no NUL); 111: a temporary failure (users/ unreadable).
 //
@@ -79,6 +80,7 @@ bool caller_may_ask() {
 int main(int argc, char** argv) {
     // The password is in this process's memory: never in a core file.
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    keep_log_from_client();   // under inetd behind qmail-popup, stderr is the client's connection
     Log log("yubin-checkpassword");
     if (!caller_may_ask()) {
         log({{"event", "misuse"}, {"uid", std::to_string(::getuid())}, {"error", "this user may not check passwords"}});
@@ -100,11 +102,14 @@ int main(int argc, char** argv) {
         log({{"event", "refused"}, {"user", req->user}, {"reason", v.reason}});
         return exit_refused;
     }
-    const std::string reply = v.user->name + '\0' + v.user->home + '\0';
-    ssize_t n = ::write(4, reply.data(), reply.size());   // EBADF when the caller gave no descriptor 4
-    (void)n;
-    ::close(4);
-    if (argc < 2) return 0;
+    if (argc < 2) {
+        // yubin's callers: the user's name and home on descriptor 4
+        const std::string reply = v.user->name + '\0' + v.user->home + '\0';
+        ssize_t n = ::write(4, reply.data(), reply.size());   // EBADF when the caller gave no descriptor 4
+        (void)n;
+        return 0;
+    }
+    // A PROGRAM (Dovecot's checkpassword-reply, qmail-pop3d) has descriptor 4 for its own answer.
     // Our own rights back before the caller's program runs.
     if (::setgid(::getgid()) < 0 || ::setuid(::getuid()) < 0) return exit_temporary;
     if (::chdir(v.user->home.c_str()) < 0) {

@@ -53,6 +53,13 @@ Verified check_password(const Instance& inst, std::string_view user, std::string
     return accepted(*u);
 }
 
+bool apop_enabled(const Instance& inst, std::string_view user) {
+    const std::string name = lowercase(user);
+    for (auto& e : load_apop(inst))
+        if (e.name == name) return true;
+    return false;
+}
+
 Verified check_apop(const Instance& inst, std::string_view user, std::string_view timestamp, std::string_view digest) {
     auto u = find_user(inst, user);
     std::optional<std::string> secret;

@@ -35,5 +35,7 @@ struct Verified {
 // turns an old APOP secret off. Throw SysError when a file cannot be read.
 Verified check_password(const Instance& inst, std::string_view user, std::string_view password);
 Verified check_apop(const Instance& inst, std::string_view user, std::string_view timestamp, std::string_view digest);
+// Whether users/apop has a line for the user.
+bool apop_enabled(const Instance& inst, std::string_view user);
 
 }  // namespace yubin

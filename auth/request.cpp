@@ -37,9 +37,12 @@ std::optional<Request> parse_request(std::string_view bytes) {
 }
 
 Verified verify_request(const Instance& inst, const Request& req) {
-    if (req.timestamp.empty()) return check_password(inst, req.user, req.password);
-    if (is_hex_digest(req.password)) return check_apop(inst, req.user, req.timestamp, req.password);
-    return Verified{std::nullopt, "a timestamp without an APOP digest"};
+    // qmail-popup sends its greeting's timestamp with every login, USER/PASS
+    // too, and Dovecot an empty one: a digest is taken for APOP only where
+    // the user has APOP on, anything else is a password.
+    if (!req.timestamp.empty() && is_hex_digest(req.password) && apop_enabled(inst, req.user))
+        return check_apop(inst, req.user, req.timestamp, req.password);
+    return check_password(inst, req.user, req.password);
 }
 
 }  // namespace yubin

@@ -29,9 +29,10 @@ struct Request {
 // the user not empty, 512 bytes at most.
 std::optional<Request> parse_request(std::string_view bytes);
 
-// The password check, or the APOP check when there is a timestamp (and
-// the password is a 32-digit hex digest). Throws SysError when users/
-// cannot be read.
+// The APOP check when there is a timestamp, the password is a 32-digit hex
+// digest and the user has APOP on; else the password check (qmail-popup
+// sends a timestamp with USER/PASS logins too). Throws SysError when
+// users/ cannot be read.
 Verified verify_request(const Instance& inst, const Request& req);
 
 }  // namespace yubin
