@@ -253,7 +253,9 @@ bool TlsServer::refresh() {
         default_.reset();
         sni_.clear();
     }
-    loaded_signature_ = signature();
+    // What the files were before they were read: one that changed while it
+    // was being read is read again at the next refresh.
+    loaded_signature_ = now;
     return true;
 }
 

@@ -77,6 +77,12 @@ private:
     AuthStep plain_response(std::string_view response);
     bool login_allowed() const { return options_.tls_active || options_.plaintext_ok; }
 
+public:
+    // After "+ ": the next line is a SASL response, not a command.
+    bool awaiting_response() const { return sasl_pending_; }
+
+private:
+
     CredentialChecker& checker_;
     std::string timestamp_;
     AuthOptions options_;

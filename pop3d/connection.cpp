@@ -116,6 +116,7 @@ void Connection::produce() {
             continue;
         }
         if (closing_ || delaying_) return;
+        in_.set_limit(handler_.line_limit());
         auto kind = in_.next(line);
         if (kind == pop3::LineBuffer::Kind::none) return;
         apply(kind == pop3::LineBuffer::Kind::line ? handler_.line(line) : handler_.too_long());

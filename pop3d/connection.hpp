@@ -32,6 +32,8 @@ public:
     virtual Step line(std::string_view line) = 0;
     virtual Step too_long() = 0;
     virtual std::string timeout_reply() = 0;
+    // The longest line the handler takes next, CRLF included.
+    virtual size_t line_limit() const { return pop3::max_line; }
 };
 
 enum class End {

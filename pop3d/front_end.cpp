@@ -60,6 +60,7 @@ public:
     Step line(std::string_view line) override { return convert(auth_.command(line)); }
     Step too_long() override { return convert(auth_.too_long()); }
     std::string timeout_reply() override { return auth_.timeout_reply(); }
+    size_t line_limit() const override { return auth_.awaiting_response() ? pop3::max_sasl_line : pop3::max_line; }
     const pop3::Account& account() const { return account_; }
     const std::string& method() const { return method_; }
 

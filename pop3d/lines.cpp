@@ -20,7 +20,7 @@ LineBuffer::Kind LineBuffer::next(std::string& line) {
         if (!lf) {
             // No line end yet: past the limit this is an overlong line; drop
             // what we have (keeping nothing: its end is all we wait for).
-            if (avail >= max_line || discarding_) {
+            if (avail >= limit_ || discarding_) {
                 discarding_ = true;
                 buf_.clear();
                 pos_ = 0;
@@ -34,7 +34,7 @@ LineBuffer::Kind LineBuffer::next(std::string& line) {
         pos_ += len + 1;
         // The limit counts the line end as two octets, as CRLF.
         size_t content = len > 0 && start[len - 1] == '\r' ? len - 1 : len;
-        if (discarding_ || content + 2 > max_line) {
+        if (discarding_ || content + 2 > limit_) {
             discarding_ = false;
             return Kind::too_long;
         }

@@ -12,6 +12,9 @@ namespace yubin::pop3 {
 
 // RFC 2449 section 4: a command line is at most 255 octets, CRLF included.
 inline constexpr size_t max_line = 255;
+// A SASL response after "+ " is not a command (RFC 5034 section 4): room
+// for a PLAIN message of 512 octets in base64, and more.
+inline constexpr size_t max_sasl_line = 2048;
 
 // Splits input into lines. A line ends with LF; a CR just before it belongs
 // to the line end (clients send CRLF; a bare LF is accepted as well, as most
@@ -28,8 +31,11 @@ public:
     // The bytes not yet returned as lines (handed to the mailbox session).
     std::string take_pending();
     size_t pending_size() const { return buf_.size() - pos_; }
+    // The longest line, CRLF included, from the next next() on (max_line by default).
+    void set_limit(size_t limit) { limit_ = limit; }
 
 private:
+    size_t limit_ = max_line;
     std::string buf_;
     size_t pos_ = 0;
     bool discarding_ = false;   // inside an overlong line

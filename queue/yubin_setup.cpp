@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "instance.hpp"
 #include "io.hpp"
 #include "maildir.hpp"
 #include "privileges.hpp"
@@ -179,14 +180,30 @@ void make_system(const std::string& dir) {
     if (::chown(inject.c_str(), queue.uid, queue.gid) < 0) throw SysError("chown " + inject, errno);
     set_mode(inject, 04711);  // after chown, which clears the setuid bit
 
-    // TLS keys: smtpd (yubind) reads control/tlskey, pop3d (yubinv) its own
-    // copy, control/pop3tlskey, when there is one (yubin-control(5)).
-    for (auto [name, gid] : {std::pair{"/control/tlskey", smtpd.gid}, std::pair{"/control/pop3tlskey", mailbox.gid}}) {
-        std::string key = dir + name;
+    // TLS keys: smtpd (yubind) reads control/tlskey and the keys control/tlssni
+    // names, pop3d (yubinv) its own: control/pop3tlskey and pop3tlssni's
+    // (yubin-control(5)). Only files in control/ are changed.
+    auto key_for = [&](const std::string& file, gid_t gid) {
+        if (file.empty() || file[0] == '/' || file.find("..") != std::string::npos) return;
+        std::string key = dir + "/control/" + file;
         struct stat st;
-        if (::lstat(key.c_str(), &st) < 0 || !S_ISREG(st.st_mode)) continue;
+        if (::lstat(key.c_str(), &st) < 0 || !S_ISREG(st.st_mode)) return;
         if (::lchown(key.c_str(), 0, gid) < 0) throw SysError("chown " + key, errno);
         set_mode(key, 0640);
+    };
+    Instance inst(dir);
+    for (auto [prefix, gid] : {std::pair{"", smtpd.gid}, std::pair{"pop3", mailbox.gid}}) {
+        key_for(std::string(prefix) + "tlskey", gid);
+        for (const std::string& line : inst.control_lines(std::string(prefix) + "tlssni")) {
+            std::vector<std::string> words;
+            for (size_t pos = 0; pos < line.size();) {
+                size_t end = line.find_first_of(" \t", pos);
+                if (end == std::string::npos) end = line.size();
+                if (end > pos) words.push_back(line.substr(pos, end - pos));
+                pos = end + 1;
+            }
+            if (words.size() >= 2) key_for(words.back(), gid);   // KEYFILE, or the CHAINFILE that holds the key
+        }
     }
 
     std::string checker = dir + "/bin/yubin-checkpassword";

@@ -325,6 +325,9 @@ void SmtpSession::tls_started(std::string comment) {
     in_.clear();
     discarding_ = false;
     tls_comment_ = comment.empty() ? "(using TLS)" : std::move(comment);
+    auth_user_.clear();   // RFC 3207 4.2: nothing learned before TLS counts after it (the failure count stays)
+    auth_mech_.clear();
+    wipe(login_user_);
 }
 
 std::string SmtpSession::cmd_mail(std::string_view arg) {
@@ -425,8 +428,9 @@ std::string SmtpSession::begin_message() {
     bad_line_end_ = too_long_ = too_big_ = false;
     hops_ = 0;
     size_ = 0;
-    // RFC 3848: ESMTPS under TLS; RFC 6531: UTF8SMTP, UTF8SMTPS.
-    std::string proto = hello_ == Hello::ehlo ? "ESMTP" : "SMTP";
+    // RFC 3848: ESMTPS under TLS, ESMTPA after AUTH (both extensions of
+    // ESMTP, so a later HELO does not make them SMTPS); RFC 6531: UTF8SMTP.
+    std::string proto = hello_ == Hello::ehlo || tls_active() || !auth_user_.empty() ? "ESMTP" : "SMTP";
     if (smtputf8_) proto = "UTF8SMTP";
     if (tls_active()) proto += "S";
     if (!auth_user_.empty()) proto += "A";

@@ -288,6 +288,25 @@ def test_smtpd_as_yubind_authenticates_through_authd_and_without_it(inst):
     assert 'yubin-authd: event=refused user=alice reason="wrong password"' in log, log
 
 
+@system_test
+def test_setup_gives_each_tls_key_to_the_group_of_its_server(inst):
+    control = os.path.join(inst.dir, "control")
+    for name in ("tlskey", "pop3tlskey", "sni.key", "sni-both.pem", "pop3sni.key"):
+        with open(os.path.join(control, name), "w") as f:
+            f.write("not really a key\n")
+        os.chmod(os.path.join(control, name), 0o600)
+    with open(os.path.join(control, "tlssni"), "w") as f:
+        f.write("mail.example sni.pem sni.key\n.example.org sni-both.pem\n/elsewhere.example /etc/ssl/x.pem /etc/ssl/x.key\n")
+    with open(os.path.join(control, "pop3tlssni"), "w") as f:
+        f.write("pop.example pop3sni.pem pop3sni.key\n")
+    r = subprocess.run([inst.bin("yubin-setup"), "--system", inst.dir], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    d, v = inst.user["yubind"].pw_gid, inst.user["yubinv"].pw_gid
+    for name, gid in (("tlskey", d), ("sni.key", d), ("sni-both.pem", d), ("pop3tlskey", v), ("pop3sni.key", v)):
+        st = os.stat(os.path.join(control, name))
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, gid, 0o640), (name, st)
+
+
 def test_setup_refuses_without_root_or_in_an_unsafe_place():
     r = subprocess.run([os.path.join(BUILD, "bin", "yubin-setup"), "--system", "/tmp/yubin-never-made"],
                        preexec_fn=as_nobody, capture_output=True, timeout=30)

@@ -332,6 +332,25 @@ def test_poplib_pop3_ssl_against_pop3d_T(inst, lst, implicit):
 
 # --- AUTH PLAIN under TLS
 
+
+@with_tls()
+def test_a_long_password_fits_in_the_response_after_the_continuation(inst, lst, implicit):
+    """RFC 5034 section 4: the response after "+ " is not a 255-octet command line."""
+    long_password = "p" * 300
+    inst.add_user("carol", long_password)
+    c = tls_raw(implicit.port)
+    response = plain_b64("carol", long_password)
+    assert len(response) > 400
+    assert c.cmd("AUTH PLAIN") == "+ "
+    assert c.cmd(response).startswith("+OK maildrop has 0 messages"), response
+    c.close()
+    c = tls_raw(implicit.port)
+    assert c.cmd("AUTH PLAIN " + response) == "-ERR line too long"   # as a command it is still too long
+    assert c.cmd("AUTH PLAIN") == "+ "
+    assert c.cmd("A" * 3000) == "-ERR line too long"   # and a response is bounded too
+    c.close()
+
+
 @with_tls()
 def test_auth_plain_over_tls_initial_response_continuation_and_cancel(inst, lst, implicit):
     deliver(inst, [b"Subject: one\n\nbody one\n", b"Subject: two\n\n.dot\n"])

@@ -213,3 +213,16 @@ TEST_CASE("AUTH PLAIN: initial response, continuation, cancel, and bad input", "
     CHECK(bad.text == "-ERR [AUTH] authentication failed\r\n");
     CHECK(bad.user == "alice");
 }
+
+TEST_CASE("AUTH PLAIN: the response after \"+ \" may be longer than a command", "[pop3_authorization]") {
+    FakeChecker c;
+    Authorization a(c, "", AuthOptions{false, true, true});
+    CHECK_FALSE(a.awaiting_response());
+    CHECK(a.command("AUTH PLAIN").text == "+ \r\n");
+    CHECK(a.awaiting_response());   // the front end takes a line of max_sasl_line then
+    a.command("*");
+    CHECK_FALSE(a.awaiting_response());
+    CHECK(a.command("AUTH PLAIN").text == "+ \r\n");
+    a.too_long();
+    CHECK_FALSE(a.awaiting_response());
+}

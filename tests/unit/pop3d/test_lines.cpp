@@ -106,3 +106,19 @@ TEST_CASE("ok and err format one reply line", "[pop3_lines]") {
     CHECK(ok("2 320") == "+OK 2 320\r\n");
     CHECK(err("no such message") == "-ERR no such message\r\n");
 }
+
+TEST_CASE("LineBuffer: the limit can be raised for a SASL response", "[pop3_lines]") {
+    LineBuffer b;
+    std::string line;
+    b.append(std::string(600, 'A') + "\r\n");
+    CHECK(b.next(line) == LineBuffer::Kind::too_long);   // a command: 255 octets
+    b.set_limit(max_sasl_line);
+    b.append(std::string(600, 'A') + "\r\n");
+    REQUIRE(b.next(line) == LineBuffer::Kind::line);
+    CHECK(line.size() == 600);
+    b.append(std::string(max_sasl_line - 1, 'A') + "\r\n");
+    CHECK(b.next(line) == LineBuffer::Kind::too_long);   // bounded still
+    b.set_limit(max_line);
+    b.append("NOOP\r\n");
+    CHECK(b.next(line) == LineBuffer::Kind::line);
+}

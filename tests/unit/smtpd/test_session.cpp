@@ -1732,3 +1732,25 @@ TEST_CASE("submission: control/senderlogins says which senders a login may use",
     CHECK(one(s.cmd("RSET")) == "250 2.0.0");
     CHECK(one(s.cmd("MAIL FROM:<>")) == "250 2.1.0");   // bounces belong to everyone
 }
+
+TEST_CASE("smtp auth: a login in clear text does not survive STARTTLS; HELO keeps ESMTPSA", "[smtp][auth]") {
+    SmtpConfig cfg = auth_config();
+    cfg.auth_plaintext_ok = true;
+    AuthSmtp s(cfg, false);
+    s.feed(ehlo);
+    REQUIRE(one(s.cmd("AUTH PLAIN " + b64(std::string("\0alice\0secret", 13)))) == "235 2.7.0");
+    REQUIRE(one(s.cmd("STARTTLS")) == "220 2.0.0");
+    s.session.tls_started("(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))");
+    CHECK(s.session.auth_user().empty());   // RFC 3207 section 4.2
+    s.feed(ehlo);
+    CHECK(one(s.cmd("RCPT TO:<x@elsewhere.example>")) == "503 5.5.1");
+    CHECK(one(s.cmd("MAIL FROM:<a@b.example>")) == "250 2.1.0");
+    CHECK(one(s.cmd("RCPT TO:<x@elsewhere.example>")) == "553 5.7.1");   // no relaying any more
+    CHECK(one(s.cmd("RSET")) == "250 2.0.0");
+    REQUIRE(one(s.cmd("AUTH PLAIN " + b64(std::string("\0alice\0secret", 13)))) == "235 2.7.0");
+    s.cmd("HELO client.example");
+    transaction(s);
+    REQUIRE(one(s.cmd("DATA")) == "354");
+    REQUIRE(one(s.feed("Subject: t\r\n\r\nbody\r\n.\r\n")) == "250 2.0.0");
+    CHECK(s.sink.messages.at(0).find(" with ESMTPSA id ") != std::string::npos);
+}
