@@ -115,34 +115,10 @@ int main() {
         const char* name;
         pid_t pid;
     };
-    Child children[] = {
-        {"local-spawn", spawn(*inst, "local-spawn", local_ids, {{jobs[0], 0}, {results[1], 1}})},
-        {"remote-spawn", spawn(*inst, "remote-spawn", remote_ids, {{rjobs[0], 0}, {rresults[1], 1}})},
-        {"queue-manager", spawn(*inst, "queue-manager", manager_ids,
-                                {{devnull, 0}, {2, 1}, {jobs[1], 3}, {results[0], 4}, {rjobs[1], 5}, {rresults[0], 6}})},
-        {"queue-injectd", 0},
-        {"yubin-authd", 0},
-    };
-    Child& manager = children[2];
-    // queue-injectd runs as the queue's owner: as root only in root's own
-    // single-user instance (where everything runs as root). Root starting
-    // a user's instance starts none: injections run queue-inject.
-    Child& injectd = children[3];
     const bool as_root = manager_ids ? manager_ids->uid == 0 : ::geteuid() == 0;
     const bool skip_injectd = as_root && !owned_by_root(inst->path("queue"));
-    if (!skip_injectd) injectd.pid = spawn(*inst, "queue-injectd", manager_ids, {{devnull, 0}, {2, 1}});
-    // yubin-authd, the password checker that remembers, where the instance
-    // has an auth/ directory (yubin-setup makes it): as the mailboxes' owner
-    // in a system instance, whose group reads users/. Without it, smtpd and
-    // pop3d run yubin-checkpassword for each login.
-    Child& authd = children[4];
-    std::optional<Ids> authd_ids;
-    if (manager_ids) authd_ids = lookup_user(system_user::mailbox);   // its group reads users/
-    struct stat auth_dir;
-    const bool run_authd = !skip_injectd && (!manager_ids || authd_ids) &&
-                           ::stat(inst->path("auth").c_str(), &auth_dir) == 0 && S_ISDIR(auth_dir.st_mode);
-    if (run_authd) authd.pid = spawn(*inst, "yubin-authd", authd_ids, {{devnull, 0}, {2, 1}});
-    // Session ticket keys for smtpd and pop3d (lib/tls.hpp), new every hour,
+    // Session ticket keys for smtpd and pop3d (lib/tls.hpp), before any of
+    // them can be asked for, then new every hour,
     // each file readable by the group its server runs with.
     struct Tickets {
         std::string path;
@@ -167,6 +143,31 @@ int main() {
     };
     rotate_tickets();
     time_t next_rotation = ::time(nullptr) + 3600;
+    Child children[] = {
+        {"local-spawn", spawn(*inst, "local-spawn", local_ids, {{jobs[0], 0}, {results[1], 1}})},
+        {"remote-spawn", spawn(*inst, "remote-spawn", remote_ids, {{rjobs[0], 0}, {rresults[1], 1}})},
+        {"queue-manager", spawn(*inst, "queue-manager", manager_ids,
+                                {{devnull, 0}, {2, 1}, {jobs[1], 3}, {results[0], 4}, {rjobs[1], 5}, {rresults[0], 6}})},
+        {"queue-injectd", 0},
+        {"yubin-authd", 0},
+    };
+    Child& manager = children[2];
+    // queue-injectd runs as the queue's owner: as root only in root's own
+    // single-user instance (where everything runs as root). Root starting
+    // a user's instance starts none: injections run queue-inject.
+    Child& injectd = children[3];
+    if (!skip_injectd) injectd.pid = spawn(*inst, "queue-injectd", manager_ids, {{devnull, 0}, {2, 1}});
+    // yubin-authd, the password checker that remembers, where the instance
+    // has an auth/ directory (yubin-setup makes it): as the mailboxes' owner
+    // in a system instance, whose group reads users/. Without it, smtpd and
+    // pop3d run yubin-checkpassword for each login.
+    Child& authd = children[4];
+    std::optional<Ids> authd_ids;
+    if (manager_ids) authd_ids = lookup_user(system_user::mailbox);   // its group reads users/
+    struct stat auth_dir;
+    const bool run_authd = !skip_injectd && (!manager_ids || authd_ids) &&
+                           ::stat(inst->path("auth").c_str(), &auth_dir) == 0 && S_ISDIR(auth_dir.st_mode);
+    if (run_authd) authd.pid = spawn(*inst, "yubin-authd", authd_ids, {{devnull, 0}, {2, 1}});
     for (int fd : {jobs[0], jobs[1], results[0], results[1], rjobs[0], rjobs[1], rresults[0], rresults[1], devnull})
         ::close(fd);
     log({{"event", "start"}, {"instance", inst->root()}, {"queue-manager", std::to_string(manager.pid)},
