@@ -106,6 +106,9 @@ LINK_local-deliver := $(STATIC_ALL)
 # numeric only; libevent's unused getaddrinfo, getservbyname and
 # getprotobynumber only warn at link time.
 LINK_smtpd         := $(STATIC_ALL) -Wl,--no-warnings
+# pop3d starts once per POP3 connection, twice per login (front end and
+# session), and makes no NSS calls: static too (tests/bench/tls_bench.py).
+LINK_pop3d         := $(STATIC_ALL) -Wl,--no-warnings
 # remote-deliver starts once per message and destination: static too. The
 # static libldns and libcrypto carry NSS calls (WKS records, BIO lookups)
 # that it never makes; --no-warnings keeps their link warnings out of the build.

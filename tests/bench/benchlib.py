@@ -104,6 +104,22 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_port(port, dead, what, timeout=30):
+    """Until something accepts on 127.0.0.1:port, at most timeout seconds;
+    dead() says why the server is gone ("" or None while it runs)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        why = dead()
+        if why:
+            raise BenchError("%s: %s" % (what, why))
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise BenchError("%s does not listen on %d" % (what, port))
+
+
 def run_main(main, name, errors=(BenchError,)):
     """Runs main() as the script: SIGTERM ends it like Ctrl-C, an exception
     of errors is reported as "NAME: FAILED: ...", and cleanup() runs at the

@@ -86,7 +86,7 @@ import time
 
 import benchlib
 import postfix
-from benchlib import BUILD, HOST, PHASE_TIMEOUT, BenchError, DirWatch, Meter, free_port, spawn, wait_bounded
+from benchlib import BUILD, HOST, PHASE_TIMEOUT, BenchError, DirWatch, Meter, free_port, spawn, wait_bounded, wait_port
 
 N = int(os.environ.get("BENCH_SMTP_MESSAGES", "5000"))
 SESSIONS = [int(x) for x in os.environ.get("BENCH_SMTP_SESSIONS", "1,10,50").split(",") if x.strip()]
@@ -119,20 +119,6 @@ def smtp_source_args(sessions, port, reuse=False):
 
 
 # ---------------------------------------------------------------- processes
-
-def wait_port(port, alive, what):
-    """Until something accepts on 127.0.0.1:port; alive() false is an error."""
-    end = time.monotonic() + 30
-    while time.monotonic() < end:
-        if not alive():
-            raise BenchError("%s exited" % what)
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise BenchError("%s does not listen on %d" % (what, port))
-
 
 def proc_table():
     """{pid: (ppid, cpu ticks of the process and its reaped children)}."""
@@ -275,7 +261,7 @@ class YubinServer:
         self.listen = spawn([self.bin("yubin-listen"), "-c", "100", "-m", str(MAXUSE), "127.0.0.1", str(self.port),
                              self.bin("smtpd")],
                             stdout=self.log, stderr=self.log, preexec_fn=as_owner)
-        wait_port(self.port, lambda: self.listen.poll() is None, "yubin-listen")
+        wait_port(self.port, lambda: self.listen.poll() is not None and "exited", "yubin-listen")
 
     def bin(self, name):
         return os.path.join(self.dir, "bin", name)
@@ -331,7 +317,7 @@ class PostfixServer:
         self.maildir_new = self.pf.maildir_new
         try:
             self.pf.start()
-            wait_port(self.port, lambda: self.pf.master_pid() is not None, "postfix master")
+            wait_port(self.port, lambda: self.pf.master_pid() is None and "exited", "postfix master")
         except BaseException:
             self.stop()     # master runs in its own session: benchlib.cleanup would miss it
             raise

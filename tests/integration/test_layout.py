@@ -134,11 +134,11 @@ def has_interpreter(path):
 
 
 def test_the_programs_that_start_per_message_are_static():
-    # docs/ARCHITECTURE.md, "Linking": queue-inject, local-deliver, smtpd and
-    # remote-deliver are linked with -static (not under the sanitizers, whose
+    # docs/ARCHITECTURE.md, "Linking": queue-inject, local-deliver, smtpd, pop3d
+    # and remote-deliver are linked with -static (not under the sanitizers, whose
     # runtimes need the dynamic loader); the others link libstdc++ statically.
     sanitized = "san" in os.path.basename(harness.BUILD.rstrip("/"))
-    for prog in ("queue-inject", "local-deliver", "smtpd", "remote-deliver"):
+    for prog in ("queue-inject", "local-deliver", "smtpd", "pop3d", "remote-deliver"):
         dynamic = has_interpreter(os.path.join(harness.BUILD, "bin", prog))
         assert dynamic == sanitized, "%s is %s" % (prog, "dynamic" if dynamic else "static")
     assert has_interpreter(os.path.join(harness.BUILD, "bin", "queue-manager"))
