@@ -10,7 +10,7 @@
 // "user\0home\0" when the credentials are right, "N" when they are not
 // (the same answer, after the same work, for a user who does not exist),
 // "T" and a reason when they cannot be checked now. Only root, the
-// instance's own user and, in a system instance, smtpd's user may ask
+// instance's own user and smtpd's user (yubind, where it exists) may ask
 // (SO_PEERCRED); anyone else is not answered.
 //
 // Right credentials are remembered for control/authcachettl seconds
@@ -236,10 +236,18 @@ int main() {
         Instance inst = Instance::of_this_program();
         const long ttl = inst.control_long("authcachettl", 3600, 0, 86400 * 7);
         unsigned threads = std::thread::hardware_concurrency();
-        Service s{inst, log, Cache(ttl), Slots(threads ? threads : 2), {0, ::getuid()}, {}};
+        if (threads == 0) threads = 2;
+        Service s{inst, log, Cache(ttl), Slots(threads), {0, ::getuid()}, {}};
         if (auto smtpd = lookup_user(system_user::smtpd)) s.allowed.push_back(smtpd->uid);
         if (::getuid() == 0) s.allowed = {0};   // root's own instance: everything runs as root
 
+        // Blocked before the socket exists, so that a stop always removes it;
+        // the threads never take them.
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
         const std::string path = inst.path("auth/socket");
         Fd listener(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
         if (!listener) throw SysError("socket", errno);
@@ -256,11 +264,6 @@ int main() {
         log({{"event", "start"}, {"socket", path}, {"cachettl", std::to_string(ttl)},
              {"threads", std::to_string(threads)}});
 
-        sigset_t mask;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);   // the threads never take them
         std::thread([&mask, &s, &log, path] {
             int sig = 0;
             sigwait(&mask, &sig);

@@ -81,7 +81,9 @@ std::optional<PasswordCheck> check_with_service(const std::string& socket, std::
     addr.sun_family = AF_UNIX;
     if (socket.size() >= sizeof addr.sun_path) return std::nullopt;
     std::memcpy(addr.sun_path, socket.c_str(), socket.size() + 1);
-    Fd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    // Non-blocking: a service whose queue of connections is full (stuck, or
+    // stopped without its socket removed) is no answer, not a wait.
+    Fd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) return std::nullopt;
     if (::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size()))
         return std::nullopt;
@@ -95,7 +97,7 @@ std::optional<PasswordCheck> check_with_service(const std::string& socket, std::
         if (r == 0) return temporary("yubin-authd did not answer in time");
         if (r < 0) return std::nullopt;
         ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
-        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (n <= 0) return std::nullopt;   // it hung up: the program answers instead
         std::string answer(buf, static_cast<size_t>(n));
         switch (answer[0]) {
