@@ -198,7 +198,7 @@ std::string SmtpSession::command(std::string_view line) {
         return reply("221 2.0.0 " + cfg_.me + " closing connection");
     }
     if (verb == "help")
-        return reply("214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP") +
+        return reply("214-2.0.0 Commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP") +
                reply("214 2.0.0 See smtpd(8)");
     if (verb == "vrfy") return reply("252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery");
     if (verb == "expn") return error(reply("502 5.7.0 EXPN is refused"));

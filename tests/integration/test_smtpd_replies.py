@@ -637,7 +637,7 @@ def test_vrfy_expn_help_noop_rset_quit(inst):
         c.cmd(b"VRFY alice", b"252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery")
         c.cmd(b"VRFY nobody@" + H, b"252 2.5.2 Cannot VRFY user; try RCPT to attempt delivery")
         c.cmd(b"EXPN staff", b"502 5.7.0 EXPN is refused")
-        c.cmd(b"HELP", b"214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP\r\n"
+        c.cmd(b"HELP", b"214-2.0.0 Commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP\r\n"
                        b"214 2.0.0 See smtpd(8)")
         c.cmd(b"NOOP", b"250 2.0.0 Ok")
         c.transaction()
