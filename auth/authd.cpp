@@ -37,6 +37,8 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -161,6 +163,28 @@ struct Service {
     std::vector<uid_t> allowed;
     std::atomic<int> clients{0};
     std::atomic<long> checks{0}, remembered{0};   // answers given, and of those from the cache
+    // Requests being hashed now: the same one again waits for that answer
+    // instead of hashing too (a client that opens several connections at once).
+    std::mutex busy_mu;
+    std::condition_variable busy_cv;
+    std::set<std::string> busy;
+};
+
+// Marks a request as being hashed until destroyed.
+class BusyMark {
+public:
+    BusyMark(Service& s, const std::string& key) : s_(s), key_(key) {}
+    ~BusyMark() {
+        {
+            std::lock_guard<std::mutex> lock(s_.busy_mu);
+            s_.busy.erase(key_);
+        }
+        s_.busy_cv.notify_all();
+    }
+
+private:
+    Service& s_;
+    const std::string& key_;
 };
 
 constexpr int max_clients = 256;
@@ -178,6 +202,21 @@ std::string answer(Service& s, std::string_view packet) {
         ++s.remembered;
         return "K" + hit;
     }
+    if (s.cache.enabled()) {
+        std::unique_lock<std::mutex> lock(s.busy_mu);
+        while (s.busy.count(key)) {
+            s.busy_cv.wait(lock);
+            lock.unlock();
+            if (std::string hit = s.cache.find(key, sig); !hit.empty()) {   // its answer was right
+                ++s.remembered;
+                return "K" + hit;
+            }
+            lock.lock();
+        }
+        s.busy.insert(key);
+    }
+    std::optional<BusyMark> mark;
+    if (s.cache.enabled()) mark.emplace(s, key);
     Verified v;
     s.slots.take();
     try {

@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import harness
@@ -93,6 +94,21 @@ def test_logins_are_remembered_and_a_new_password_is_seen_at_once(inst):
         lst.stop()
     # 8 checks: the 2nd and 3rd right one, and the last, came from memory; no wrong one did
     assert stop_line(inst) == (8, 3)
+
+
+@with_instance()
+def test_the_same_first_login_at_once_is_hashed_once(inst):
+    inst.start()
+    wait_for(lambda: os.path.exists(os.path.join(inst.dir, "auth", "socket")), 10, "the socket")
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(ask(inst, b"alice\0" + PASSWORD.encode() + b"\0")))
+               for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(answers) == 6 and all(a[:1] == b"K" for a in answers), answers
+    assert stop_line(inst) == (6, 5)   # one hash; the other five waited for its answer
 
 
 @with_instance(controls={"authcachettl": "0"})
