@@ -916,15 +916,27 @@ def test_testssl_finds_no_high_or_critical_issue(inst):
     ca = CA(os.path.join(inst.dir, "ca"))
     install(inst, *issue_for_scanner(ca, "scan", [HOST]))
     report = os.path.join(inst.dir, "testssl.json")
-    with Server(inst) as srv:
+
+    def scan(port):
         # offline: --nodns none (no lookup at all; --ip gives the address), no --phone-out (no CRL/OCSP fetch)
         rc, out, err = run_bounded([prog, "--quiet", "--color", "0", "--warnings", "off", "--nodns", "none",
                                     "--ip", "127.0.0.1", "--connect-timeout", "5", "--openssl-timeout", "10",
                                     "--add-ca", ca.cert, "--jsonfile", report, "-t", "smtp",
-                                    "-p", "-s", "-S", "-P", "-f", "-U", "%s:%d" % (HOST, srv.port)],
+                                    "-p", "-s", "-S", "-P", "-f", "-U", "%s:%d" % (HOST, port)],
                                    150, cwd=inst.dir)
         with open(report) as f:
-            findings = json.load(f)
+            found = json.load(f)
+        os.unlink(report)
+        return found
+    with Server(inst) as srv:
+        findings = scan(srv.port)
+        # A check whose own connection failed ("check failed because of connect
+        # problem", seen about once in ten scans on a loaded machine) says
+        # nothing of the server: scan once more, and judge that scan.
+        flaky = [f for f in findings if f["severity"] == "WARN" and "connect problem" in f["finding"]]
+        if flaky:
+            print("  testssl: %s; scanning again" % ", ".join("%s: %s" % (f["id"], f["finding"]) for f in flaky))
+            findings = scan(srv.port)
     by_id = {f["id"]: f for f in findings}
     bad = [f for f in findings if f["severity"] in ("HIGH", "CRITICAL", "FATAL", "WARN") or "NOT ok" in f["finding"]]
     counts = {}
