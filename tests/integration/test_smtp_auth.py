@@ -28,11 +28,15 @@ class Setup:
 
     def __init__(self, controls=None):
         self.inst = Instance(controls=controls)
-        self.ca = tls_helpers.CA(os.path.join(self.inst.dir, "ca"))
-        chain, key = self.ca.issue("server", [HOST])
-        tls_helpers.install(self.inst, chain, key)
-        self.inst.start()
         self.listeners = []
+        try:
+            self.ca = tls_helpers.CA(os.path.join(self.inst.dir, "ca"))
+            chain, key = self.ca.issue("server", [HOST])
+            tls_helpers.install(self.inst, chain, key)
+            self.inst.start()
+        except BaseException:
+            self.inst.cleanup()   # nothing of a setup that failed stays behind
+            raise
 
     def listen(self, *args, listen_opts=()):
         l = harness.Listener(self.inst, "smtpd", *args, listen_opts=listen_opts)
