@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "io.hpp"
+#include "sasl.hpp"
 #include "spawn.hpp"
 
 namespace yubin {
@@ -48,11 +49,6 @@ std::string request_bytes(std::string_view user, std::string_view password, std:
     return request;
 }
 
-struct Cleanse {
-    std::string& s;
-    ~Cleanse() { OPENSSL_cleanse(s.data(), s.size()); }
-};
-
 // "user\0home\0" into an ok answer.
 PasswordCheck accepted(const std::string& answer, const std::string& who) {
     size_t a = answer.find('\0');
@@ -71,7 +67,7 @@ std::optional<PasswordCheck> check_with_service(const std::string& socket, std::
                                                 std::string_view password, std::string_view timestamp,
                                                 int timeout_ms) {
     std::string request = request_bytes(user, password, timestamp);
-    Cleanse cleanse{request};
+    WipeOnExit wiped{request};
     if (request.empty()) {
         PasswordCheck refused;
         refused.result = PasswordCheck::Result::refused;
@@ -121,7 +117,7 @@ PasswordCheck check_credentials(const Instance& inst, std::string_view user, std
 PasswordCheck check_with_program(const std::string& program, std::string_view user, std::string_view password,
                                  std::string_view timestamp, int timeout_ms) {
     std::string request = request_bytes(user, password, timestamp);
-    Cleanse cleanse{request};
+    WipeOnExit wiped{request};
     PasswordCheck out;
     if (request.empty()) {
         out.result = PasswordCheck::Result::refused;

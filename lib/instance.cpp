@@ -22,6 +22,18 @@ std::string lowercase(std::string_view s) {
     return out;
 }
 
+std::vector<std::string> split_words(std::string_view line) {
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while (pos < line.size()) {
+        size_t end = line.find_first_of(" \t", pos);
+        if (end == std::string_view::npos) end = line.size();
+        if (end > pos) out.emplace_back(line.substr(pos, end - pos));
+        pos = end + 1;
+    }
+    return out;
+}
+
 Instance Instance::of_this_program() {
     char buf[PATH_MAX];
     if (!::realpath("/proc/self/exe", buf)) throw SysError("realpath /proc/self/exe", errno);

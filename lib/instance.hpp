@@ -36,5 +36,7 @@ private:
 
 std::string trim(std::string_view s);
 std::string lowercase(std::string_view s);
+// The words of a control file line, split at runs of spaces and tabs.
+std::vector<std::string> split_words(std::string_view line);
 
 }  // namespace yubin

@@ -36,5 +36,10 @@ bool is_loopback(std::string_view remote);
 
 // Overwrites a secret before its memory is given back (OPENSSL_cleanse), and empties it.
 void wipe(std::string& secret);
+// wipe(s) when the scope ends, whichever way it ends.
+struct WipeOnExit {
+    std::string& s;
+    ~WipeOnExit() { wipe(s); }
+};
 
 }  // namespace yubin

@@ -198,14 +198,7 @@ std::vector<TlsCertFiles> TlsServer::read_config() const {
     out.push_back({"", chain, exists(key) ? key : chain});
     const std::string sni_file = control("tlssni");
     for (const std::string& line : inst_.control_lines(sni_file)) {
-        std::vector<std::string> words;
-        size_t pos = 0;
-        while (pos < line.size()) {
-            size_t end = line.find_first_of(" \t", pos);
-            if (end == std::string::npos) end = line.size();
-            if (end > pos) words.push_back(line.substr(pos, end - pos));
-            pos = end + 1;
-        }
+        const std::vector<std::string> words = split_words(line);
         if (words.size() < 2 || words.size() > 3)
             throw std::runtime_error("control/" + sni_file + ": expected NAME CHAINFILE [KEYFILE]: " + line);
         auto in_control = [this](const std::string& f) { return f.front() == '/' ? f : inst_.control_path(f); };

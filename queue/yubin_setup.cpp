@@ -195,13 +195,7 @@ void make_system(const std::string& dir) {
     for (auto [prefix, gid] : {std::pair{"", smtpd.gid}, std::pair{"pop3", mailbox.gid}}) {
         key_for(std::string(prefix) + "tlskey", gid);
         for (const std::string& line : inst.control_lines(std::string(prefix) + "tlssni")) {
-            std::vector<std::string> words;
-            for (size_t pos = 0; pos < line.size();) {
-                size_t end = line.find_first_of(" \t", pos);
-                if (end == std::string::npos) end = line.size();
-                if (end > pos) words.push_back(line.substr(pos, end - pos));
-                pos = end + 1;
-            }
+            const std::vector<std::string> words = split_words(line);
             if (words.size() >= 2) key_for(words.back(), gid);   // KEYFILE, or the CHAINFILE that holds the key
         }
     }

@@ -9,18 +9,6 @@ namespace yubin {
 
 namespace {
 
-std::vector<std::string_view> words(std::string_view line) {
-    std::vector<std::string_view> out;
-    size_t i = 0;
-    while (i < line.size()) {
-        while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-        size_t start = i;
-        while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
-        if (i > start) out.push_back(line.substr(start, i - start));
-    }
-    return out;
-}
-
 // The lookup key of an address: all in lower case, as Postfix's tables look up.
 std::string key_of(std::string_view address) {
     AddressParts parts = split_address(address);
@@ -38,7 +26,7 @@ SenderLogins SenderLogins::parse(std::string_view text) {
         text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
         ++n;
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        auto w = words(line);
+        const std::vector<std::string> w = split_words(line);
         if (w.empty() || w[0][0] == '#') continue;
         if (w.size() < 2 || w[0].find('@') == std::string_view::npos)
             throw std::runtime_error("control/senderlogins line " + std::to_string(n) +

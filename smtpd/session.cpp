@@ -273,10 +273,7 @@ std::string SmtpSession::auth_response(std::string_view line) {
     if (line == "*") return auth_abort("501 5.0.0 Authentication cancelled");
     std::optional<std::string> decoded = base64_decode(line);
     if (!decoded) return auth_abort("501 5.5.2 Cannot decode response");
-    struct Wipe {
-        std::string& s;
-        ~Wipe() { wipe(s); }
-    } wiped{*decoded};
+    WipeOnExit wiped{*decoded};
     if (auth_mech_ == "PLAIN") {
         std::string why;
         std::optional<PlainCredentials> c = parse_plain(*decoded, &why);

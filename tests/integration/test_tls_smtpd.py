@@ -931,7 +931,7 @@ def test_testssl_finds_no_high_or_critical_issue(inst):
     with Server(inst) as srv:
         findings = scan(srv.port)
         # A check whose own connection failed ("check failed because of connect
-        # problem", seen about once in ten scans on a loaded machine) says
+        # problem", seen in two of about a dozen scans during full runs) says
         # nothing of the server: scan once more, and judge that scan.
         flaky = [f for f in findings if f["severity"] == "WARN" and "connect problem" in f["finding"]]
         if flaky:

@@ -154,3 +154,10 @@ TEST_CASE("trim and lowercase", "[instance]") {
     CHECK(lowercase("\xC3\x89T\xC3\x89") == "\xC3\x89t\xC3\x89");  // only ASCII letters change
     CHECK(lowercase("[\\]^_`{|}~@") == "[\\]^_`{|}~@");
 }
+
+TEST_CASE("split_words: runs of spaces and tabs", "[instance]") {
+    CHECK(split_words("a.example  chain.pem\tkey.pem") == std::vector<std::string>{"a.example", "chain.pem", "key.pem"});
+    CHECK(split_words(" \t lead and trail \t") == std::vector<std::string>{"lead", "and", "trail"});
+    CHECK(split_words("").empty());
+    CHECK(split_words(" \t ").empty());
+}
